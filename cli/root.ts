@@ -1,0 +1,33 @@
+// The root of the `shoal` command tree. Kept apart from main.ts so tools (the CLI reference
+// generator, tests) can walk the tree without running anything.
+import { helpText, type Command } from '../util/command.js';
+import { version } from '../util/version.js';
+
+export const root: Command = {
+  name: 'shoal',
+  summary: 'A Docker-Swarm-style cluster orchestrator',
+  usage: '[OPTIONS] COMMAND',
+  flags: [
+    { name: 'host', short: 'H', kind: 'string', description: 'Daemon socket to connect to (default $SHOAL_HOST or unix:///run/shoal/shoal.sock)' },
+    { name: 'version', short: 'v', kind: 'bool', description: 'Print version information and quit' },
+  ],
+  subcommands: [
+    {
+      name: 'version',
+      summary: 'Show the shoal version information',
+      maxArgs: 0,
+      run: ({ out }) => {
+        out.write(`Client:\n Version:  ${version}\n Node.js:  ${process.version}\n OS/Arch:  ${process.platform}/${process.arch}\n`);
+      },
+    },
+  ],
+  run: ({ global, out }) => {
+    if (global.version) {
+      out.write(`shoal version ${version}\n`);
+      return 0;
+    }
+    out.write(helpText(root, ['shoal']));
+    return 0;
+  },
+};
+
