@@ -1,0 +1,57 @@
+// Certificates from manager/ca carry real mutual TLS through @grpc/grpc-js: the server requires a
+// client certificate from its own CA and refuses one from another CA, or none.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { RootCA, newNodeKeyAndCsr, identityOf } from '../../../manager/ca/ca.js';
+import { HealthService, HealthClient, type HealthHandlers, type HealthCheckResponse } from '../../../proto/gen/health.js';
+
+function nodeCreds(ca: RootCA, nodeId: string, role: 'manager' | 'worker') {
+  const { keyPem, csrPem } = newNodeKeyAndCsr(nodeId);
+  return { keyPem, certPem: ca.issue(csrPem, { nodeId, role }) };
+}
+
+test('mutual TLS: own CA accepted, foreign CA and no certificate refused', async (t) => {
+  const ca = RootCA.create();
+  const server = new grpc.Server();
+  const peers: string[] = [];
+  const handlers: HealthHandlers = {
+    check: (call, cb) => {
+      const cert = call.getAuthContext()?.sslPeerCertificate;
+      if (cert) peers.push(identityOf(`-----BEGIN CERTIFICATE-----\n${cert.raw.toString('base64')}\n-----END CERTIFICATE-----\n`).nodeId);
+      cb(null, { status: 'SERVING', version: '', uptimeMs: 0 });
+    },
+    watch: (call) => call.end(),
+  };
+  server.addService(HealthService, handlers);
+  const m = nodeCreds(ca, 'manager1', 'manager');
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      '127.0.0.1:0',
+      grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(m.certPem) }], true),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
+  );
+  t.after(() => server.forceShutdown());
+
+  const call = (creds: grpc.ChannelCredentials) =>
+    new Promise<HealthCheckResponse>((resolve, reject) => {
+      const client = new HealthClient(`127.0.0.1:${port}`, creds, { 'grpc.ssl_target_name_override': 'shoal-manager' });
+      client.check({ service: '' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => {
+        client.close();
+        if (err || !r) reject(err ?? new Error('no response'));
+        else resolve(r);
+      });
+    });
+
+  const w = nodeCreds(ca, 'worker1', 'worker');
+  const ok = await call(grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(w.keyPem), Buffer.from(w.certPem)));
+  assert.equal(ok.status, 'SERVING');
+  assert.deepEqual(peers, ['worker1']);
+
+  const other = RootCA.create();
+  const f = nodeCreds(other, 'intruder', 'manager');
+  await assert.rejects(call(grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(f.keyPem), Buffer.from(f.certPem))));
+  await assert.rejects(call(grpc.credentials.createSsl(Buffer.from(ca.certPem))));
+  assert.deepEqual(peers, ['worker1']);
+});
