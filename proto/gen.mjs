@@ -68,6 +68,8 @@ export function generate(protoPath) {
     const names = Object.keys(e.values);
     out.push(`export type ${tsName(e)} = ${names.map((n) => JSON.stringify(n)).join(' | ')};`);
     out.push(`export const ${tsName(e)}Values = ${JSON.stringify(names)} as const;`);
+    // The wire numbers, for enums whose order means something (TaskState).
+    out.push(`export const ${tsName(e)}Number: Record<${tsName(e)}, number> = ${JSON.stringify(e.values)};`);
     out.push('');
   }
   for (const t of types) {
