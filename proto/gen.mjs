@@ -40,11 +40,22 @@ export function generate(protoPath) {
   };
   walk(root);
 
+  // Types declared in other .proto files are imported from their generated modules.
+  const imports = new Map();
+  typeRef = (t) => {
+    if (!declaredIn(t, protoPath)) {
+      const mod = './' + basename(t.filename).replace(/\.proto$/, '.js');
+      if (!imports.has(mod)) imports.set(mod, new Set());
+      imports.get(mod).add(tsName(t));
+    }
+    return tsName(t);
+  };
   const out = [];
   out.push(`// Generated from proto/${file} by proto/gen.mjs. Do not edit: run \`npm run build\`.`);
   out.push(`/* eslint-disable */`);
   out.push(`import protobuf from 'protobufjs';`);
   if (services.length) out.push(`import * as grpc from '@grpc/grpc-js';`);
+  const importAt = out.length;
   out.push('');
   out.push(`const root = protobuf.Root.fromJSON(JSON.parse(${JSON.stringify(JSON.stringify(root.toJSON()))}) as protobuf.INamespace);`);
   out.push(`const conversion: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, objects: true, oneofs: true };`);
@@ -93,8 +104,8 @@ export function generate(protoPath) {
     const methods = s.methodsArray;
     out.push(`export const ${name}Service = {`);
     for (const m of methods) {
-      const req = tsName(m.resolvedRequestType);
-      const res = tsName(m.resolvedResponseType);
+      const req = typeRef(m.resolvedRequestType);
+      const res = typeRef(m.resolvedResponseType);
       out.push(`  ${lowerFirst(m.name)}: {`);
       out.push(`    path: ${JSON.stringify(`/${s.fullName.slice(1)}/${m.name}`)},`);
       out.push(`    requestStream: ${Boolean(m.requestStream)},`);
@@ -110,8 +121,8 @@ export function generate(protoPath) {
     out.push('');
     out.push(`export interface ${name}Handlers extends grpc.UntypedServiceImplementation {`);
     for (const m of methods) {
-      const req = tsName(m.resolvedRequestType);
-      const res = tsName(m.resolvedResponseType);
+      const req = typeRef(m.resolvedRequestType);
+      const res = typeRef(m.resolvedResponseType);
       const kind = m.requestStream
         ? m.responseStream ? 'handleBidiStreamingCall' : 'handleClientStreamingCall'
         : m.responseStream ? 'handleServerStreamingCall' : 'handleUnaryCall';
@@ -121,8 +132,8 @@ export function generate(protoPath) {
     out.push('');
     out.push(`export interface ${name}Client extends grpc.Client {`);
     for (const m of methods) {
-      const req = tsName(m.resolvedRequestType);
-      const res = tsName(m.resolvedResponseType);
+      const req = typeRef(m.resolvedRequestType);
+      const res = typeRef(m.resolvedResponseType);
       const fn = lowerFirst(m.name);
       if (m.requestStream && m.responseStream) {
         out.push(`  ${fn}(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<${req}, ${res}>;`);
@@ -143,8 +154,12 @@ export function generate(protoPath) {
     out.push(`};`);
     out.push('');
   }
+  const importLines = [...imports].sort().map(([mod, names]) => `import type { ${[...names].sort().join(', ')} } from '${mod}';`);
+  out.splice(importAt, 0, ...importLines);
   return out.join('\n');
 }
+
+let typeRef = tsName;
 
 function declaredIn(obj, protoPath) {
   return obj.filename == null || basename(obj.filename) === basename(protoPath);
@@ -165,7 +180,7 @@ function lowerFirst(s) {
 }
 
 function scalarType(f) {
-  if (f.resolvedType instanceof protobuf.Type || f.resolvedType instanceof protobuf.Enum) return tsName(f.resolvedType);
+  if (f.resolvedType instanceof protobuf.Type || f.resolvedType instanceof protobuf.Enum) return typeRef(f.resolvedType);
   switch (f.type) {
     case 'string': return 'string';
     case 'bool': return 'boolean';
