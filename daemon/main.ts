@@ -1,25 +1,41 @@
 #!/usr/bin/env node
 // `shoald`: the daemon. Every shoald runs the agent; one whose node is a manager also runs the
-// manager. The cluster issue fills in start-up; this entry point owns flags, --version and --help.
-import { runCommand, helpText, type Command } from '../util/command.js';
+// manager. This entry point owns flags, --version, --help and signals.
+import { runCommand, type Command } from '../util/command.js';
 import { version } from '../util/version.js';
+import { createLogger } from '../util/log.js';
+import { configFromFlags, daemonFlags } from './config.js';
+import { Daemon } from './daemon.js';
 
 const root: Command = {
   name: 'shoald',
   summary: 'The shoal daemon: agent on every node, manager on manager nodes',
   usage: '[OPTIONS]',
   maxArgs: 0,
-  flags: [
-    { name: 'version', short: 'v', kind: 'bool', description: 'Print version information and quit' },
-    { name: 'data-root', kind: 'string', default: '/var/lib/shoal', description: 'Root directory of persistent state' },
-    { name: 'host', short: 'H', kind: 'string', default: 'unix:///run/shoal/shoal.sock', description: 'Local API socket' },
-  ],
-  run: ({ flags, out }) => {
+  flags: daemonFlags,
+  run: async ({ flags, out }) => {
     if (flags.version) {
       out.write(`shoald version ${version}\n`);
       return 0;
     }
-    out.write(helpText(root, ['shoald']));
+    const config = configFromFlags(flags);
+    const log = createLogger('shoald', { level: config.logLevel });
+    const daemon = new Daemon(config, log);
+    await daemon.start();
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
+        log.info('shutting down', { signal: sig });
+        daemon.stop().then(resolve, (e: unknown) => {
+          log.error('shutdown failed', { error: e as Error });
+          resolve();
+        });
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
     return 0;
   },
 };

@@ -1,0 +1,49 @@
+// shoald's configuration: flags with Docker's names where dockerd has one.
+import type { FlagSpec, FlagValues } from '../util/flags.js';
+import { UsageError } from '../util/flags.js';
+import type { Level } from '../util/log.js';
+
+export interface DaemonConfig {
+  dataRoot: string;
+  /** The local API: a unix socket path. */
+  socketPath: string;
+  /** host:port for the cluster's gRPC (managers and agents); used once the node is in a swarm. */
+  listenAddr: string;
+  advertiseAddr: string;
+  /** host:port of the Prometheus endpoint; empty turns it off. */
+  metricsAddr: string;
+  logLevel: Level;
+}
+
+export const daemonFlags: FlagSpec[] = [
+  { name: 'version', short: 'v', kind: 'bool', description: 'Print version information and quit' },
+  { name: 'data-root', kind: 'string', default: '/var/lib/shoal', description: 'Root directory of persistent state' },
+  { name: 'host', short: 'H', kind: 'string', default: 'unix:///run/shoal/shoal.sock', description: 'Local API socket (unix only: remote clients use mutual TLS on the listen address)' },
+  { name: 'listen-addr', kind: 'string', default: '0.0.0.0:2377', description: 'Cluster listen address (host:port)' },
+  { name: 'advertise-addr', kind: 'string', default: '', description: 'Address other nodes reach this one at (host:port)' },
+  { name: 'metrics-addr', kind: 'string', default: '127.0.0.1:9323', description: 'Address of the Prometheus /metrics endpoint ("" to disable)' },
+  { name: 'log-level', short: 'l', kind: 'string', default: 'info', description: 'Log level (debug, info, warn, error)' },
+];
+
+const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
+
+export function parseHostPort(value: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 0 || port > 65535) throw new UsageError(`invalid ${flag} "${value}": expected host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+export function configFromFlags(flags: FlagValues): DaemonConfig {
+  const host = String(flags.host);
+  if (!host.startsWith('unix://')) throw new UsageError(`invalid --host "${host}": shoald serves its local API on a unix socket (unix:///path)`);
+  const logLevel = String(flags['log-level']) as Level;
+  if (!LEVELS.includes(logLevel)) throw new UsageError(`invalid --log-level "${logLevel}": expected one of ${LEVELS.join(', ')}`);
+  const listenAddr = String(flags['listen-addr']);
+  parseHostPort(listenAddr, '--listen-addr');
+  const advertiseAddr = String(flags['advertise-addr']);
+  if (advertiseAddr) parseHostPort(advertiseAddr, '--advertise-addr');
+  const metricsAddr = String(flags['metrics-addr']);
+  if (metricsAddr) parseHostPort(metricsAddr, '--metrics-addr');
+  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel };
+}

@@ -1,0 +1,85 @@
+// One shoald: owns the local API socket, the metrics endpoint, and (as the cluster work lands)
+// the agent and, on managers, the manager. start() and stop() are the whole lifecycle; stop()
+// is what SIGTERM runs, and leaves nothing listening and no socket file behind.
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync, rmSync, chmodSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Server as HttpServer } from 'node:http';
+import { HealthService, type HealthHandlers } from '../proto/gen/health.js';
+import { version } from '../util/version.js';
+import type { Logger } from '../util/log.js';
+import type { DaemonConfig } from './config.js';
+import { parseHostPort } from './config.js';
+import { DaemonMetrics } from './metrics.js';
+
+export class Daemon {
+  readonly metrics = new DaemonMetrics();
+  private localServer: grpc.Server | null = null;
+  private metricsServer: HttpServer | null = null;
+  private readonly startedAt = Date.now();
+  metricsPort = 0;
+
+  constructor(
+    readonly config: DaemonConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    mkdirSync(this.config.dataRoot, { recursive: true, mode: 0o700 });
+    await this.startLocalApi();
+    if (this.config.metricsAddr) {
+      const { host, port } = parseHostPort(this.config.metricsAddr, '--metrics-addr');
+      const { server, port: bound } = await this.metrics.serve(host, port);
+      this.metricsServer = server;
+      this.metricsPort = bound;
+    }
+    this.metrics.info.set({ version, node_id: '' }, 1);
+    this.log.info('shoald started', { version, dataRoot: this.config.dataRoot, socket: this.config.socketPath, metricsPort: this.metricsPort });
+  }
+
+  private async startLocalApi(): Promise<void> {
+    const path = this.config.socketPath;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    // A socket file left by a daemon that was killed would make bind fail.
+    if (existsSync(path)) rmSync(path);
+    const server = new grpc.Server();
+    const health: HealthHandlers = {
+      check: (_call, cb) => cb(null, { status: 'SERVING', version, uptimeMs: Date.now() - this.startedAt }),
+      watch: (call) => {
+        call.write({ status: 'SERVING', version, uptimeMs: Date.now() - this.startedAt });
+      },
+    };
+    server.addService(HealthService, health);
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${path}: ${err.message}`)) : resolve())),
+    );
+    // The local API needs no TLS because only root may open it.
+    chmodSync(path, 0o600);
+    this.localServer = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.localServer;
+    this.localServer = null;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (this.metricsServer) {
+      const m = this.metricsServer;
+      this.metricsServer = null;
+      m.closeAllConnections();
+      await new Promise<void>((resolve) => m.close(() => resolve()));
+    }
+    rmSync(this.config.socketPath, { force: true });
+    this.log.info('shoald stopped');
+  }
+}
