@@ -1,0 +1,473 @@
+// The Raft node runner: drives the pure core (core/) with a clock, the disk (storage/) and the
+// network (transport/), and hands committed entries to a state machine. This is the only part of
+// manager/raft that does I/O on the core's behalf.
+//
+// The loop, one Ready at a time: persist the snapshot, entries and hard state (one group-committed
+// fsync), then send the messages (they may promise what was just written), apply the committed
+// entries, serve confirmed reads, advance. Proposals made meanwhile pile up in the core and go out
+// together in the next Ready: that is the batching.
+//
+// Membership: each ConfChange carries the member's address in its context, so every member learns
+// the addresses from the log itself. Snapshots carry the member table beside the state machine's
+// own data, so a member restored from a snapshot knows where its peers are.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import {
+  RawNode,
+  ConfChangeType,
+  confChange,
+  decodeConfChange,
+  ProposalDroppedError,
+  SeededRandom,
+  type ConfChangeV2,
+  type Ready,
+} from './core/index.js';
+import { DiskStorage } from './storage/index.js';
+import { RaftTransport } from './transport/index.js';
+import { EntryType, NONE, type ConfState, type Entry, type NodeId, type Snapshot } from './types.js';
+
+/** What the node replicates: the manager's store. apply() must be deterministic. */
+export interface StateMachine {
+  apply(data: Uint8Array, index: number): void;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array, index: number): void;
+}
+
+export interface Member {
+  id: NodeId;
+  addr: string;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  dataDir: string;
+  transport: RaftTransport;
+  stateMachine: StateMachine;
+  /** Only for a brand-new cluster: the founding member's own address. */
+  bootstrapAddr?: string;
+  /**
+   * Only for a member joining an existing cluster: the members it was told of, so it can answer
+   * the leader before the log (or a snapshot) has taught it the member table.
+   */
+  join?: Member[];
+  /** ms per tick. With the default electionTick of 10 a leader is replaced in 0.5–1 s. */
+  tickMs?: number;
+  electionTick?: number;
+  heartbeatTick?: number;
+  /** Take a snapshot and compact the log after this many applied entries. */
+  snapshotInterval?: number;
+  seed?: number;
+  /** Called when the loop meets an error it cannot recover from (a failed fsync): stop the node. */
+  onFatal?: (err: Error) => void;
+}
+
+export class NotLeaderError extends Error {
+  override name = 'NotLeaderError';
+  constructor(readonly leader: NodeId) {
+    super(leader === NONE ? 'no Raft leader is elected: the cluster may have lost quorum' : `this manager is not the leader (leader is member ${leader})`);
+  }
+}
+
+export class StoppedError extends Error {
+  override name = 'StoppedError';
+  constructor() {
+    super('the Raft node is stopped');
+  }
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+// A proposal's payload is prefixed with an 8-byte id, so the proposer learns when it applied.
+const ID_BYTES = 8;
+
+function newProposalId(): string {
+  return randomBytes(ID_BYTES).toString('hex');
+}
+
+// Snapshot data: [4-byte length][member table JSON][state machine bytes].
+function encodeSnapshotData(members: Map<NodeId, string>, sm: Uint8Array): Uint8Array {
+  const table = Buffer.from(JSON.stringify([...members].sort((a, b) => a[0] - b[0])));
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(table.length);
+  return Buffer.concat([head, table, sm]);
+}
+
+function decodeSnapshotData(data: Uint8Array): { members: Map<NodeId, string>; sm: Uint8Array } {
+  if (data.length === 0) return { members: new Map(), sm: data };
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const len = buf.readUInt32BE(0);
+  const members = new Map<NodeId, string>(JSON.parse(buf.subarray(4, 4 + len).toString()) as [NodeId, string][]);
+  return { members, sm: buf.subarray(4 + len) };
+}
+
+export class RaftNode extends EventEmitter {
+  readonly id: NodeId;
+  private rawNode!: RawNode;
+  private storage!: DiskStorage;
+  private readonly transport: RaftTransport;
+  private readonly sm: StateMachine;
+  private readonly members = new Map<NodeId, string>();
+  private confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  private ticker: NodeJS.Timeout | null = null;
+  private busy = false;
+  private again = false;
+  private stopped = true;
+  private readonly proposals = new Map<string, Waiter>();
+  private readonly reads = new Map<string, Waiter>();
+  /** Reads confirmed by the leader, waiting for the local apply to reach their index. */
+  private readonly pendingReads: { index: number; key: string }[] = [];
+  private appliedIndex = 0;
+  private snapshotIndex = 0;
+  /** Set by a membership change: the next snapshot must name the new member table. */
+  private snapshotStale = false;
+  private lead: NodeId = NONE;
+  private term = 0;
+
+  private constructor(private readonly opts: RaftNodeOptions) {
+    super();
+    this.id = opts.id;
+    this.transport = opts.transport;
+    this.sm = opts.stateMachine;
+  }
+
+  /** Opens (or creates, with bootstrapAddr) the node's log and restores the state machine from it. */
+  static async open(opts: RaftNodeOptions): Promise<RaftNode> {
+    const node = new RaftNode(opts);
+    await node.load();
+    return node;
+  }
+
+  private async load(): Promise<void> {
+    this.storage = await DiskStorage.open(this.opts.dataDir);
+    if (this.storage.lastIndex() === 0 && this.opts.bootstrapAddr) {
+      // A new cluster: the founder starts from a snapshot naming itself the only voter.
+      const members = new Map([[this.id, this.opts.bootstrapAddr]]);
+      const confState: ConfState = { voters: [this.id], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+      await this.storage.saveSnapshot({ metadata: { index: 1, term: 1, confState }, data: encodeSnapshotData(members, this.sm.snapshot()) });
+    }
+    const snap = this.storage.snapshot();
+    if (snap.metadata.index > 0) this.installSnapshot(snap);
+    else for (const m of this.opts.join ?? []) this.members.set(m.id, m.addr);
+    this.rawNode = new RawNode(
+      {
+        id: this.id,
+        electionTick: this.opts.electionTick ?? 10,
+        heartbeatTick: this.opts.heartbeatTick ?? 1,
+        checkQuorum: true,
+        preVote: true,
+        applied: snap.metadata.index,
+        random: new SeededRandom(this.opts.seed ?? randomBytes(4).readUInt32BE(0)),
+      },
+      this.storage,
+    );
+    this.term = this.storage.initialState().hardState.term;
+  }
+
+  private installSnapshot(snap: Snapshot): void {
+    const { members, sm } = decodeSnapshotData(snap.data);
+    this.members.clear();
+    for (const [id, addr] of members) this.members.set(id, addr);
+    this.confState = snap.metadata.confState;
+    this.sm.restore(sm, snap.metadata.index);
+    this.appliedIndex = snap.metadata.index;
+    this.snapshotIndex = snap.metadata.index;
+    this.syncPeers();
+  }
+
+  /** Points the transport at every member but this one. */
+  private syncPeers(): void {
+    for (const [id, addr] of this.members) {
+      if (id !== this.id && !this.transport.hasPeer(id)) this.transport.addPeer(id, addr);
+    }
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.syncPeers();
+    this.ticker = setInterval(() => {
+      this.rawNode.tick();
+      this.kick();
+    }, this.opts.tickMs ?? 50);
+    this.kick();
+  }
+
+  /** Feeds a message from the transport into the core. */
+  step(m: Parameters<RawNode['step']>[0]): void {
+    if (this.stopped) return;
+    try {
+      this.rawNode.step(m);
+    } catch (e) {
+      // Messages from unknown peers or for stale terms are dropped, as etcd does.
+      if (process.env.SHOAL_RAFT_DEBUG) console.error('step failed', m.type, e);
+      return;
+    }
+    this.kick();
+  }
+
+  reportUnreachable(id: NodeId): void {
+    if (!this.stopped) this.rawNode.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    if (!this.stopped) this.rawNode.reportSnapshot(id, ok);
+  }
+
+  get isLeader(): boolean {
+    return this.lead === this.id;
+  }
+
+  get leader(): NodeId {
+    return this.lead;
+  }
+
+  get currentTerm(): number {
+    return this.term;
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  get commitIndex(): number {
+    return this.rawNode.status().hardState.commit;
+  }
+
+  memberList(): Member[] {
+    return [...this.members].map(([id, addr]) => ({ id, addr })).sort((a, b) => a.id - b.id);
+  }
+
+  voters(): NodeId[] {
+    return [...this.confState.voters];
+  }
+
+  /** Resolves once `data` is committed and applied here; rejects if this node is not the leader. */
+  propose(data: Uint8Array): Promise<void> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.lead));
+    const id = newProposalId();
+    const payload = Buffer.concat([Buffer.from(id, 'hex'), data]);
+    return new Promise<void>((resolve, reject) => {
+      this.proposals.set(id, { resolve, reject });
+      try {
+        this.rawNode.propose(payload);
+      } catch (e) {
+        this.proposals.delete(id);
+        reject(e instanceof ProposalDroppedError ? new NotLeaderError(this.lead) : (e as Error));
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  /** Adds a member (as a learner first if asked) and resolves once the change is applied. */
+  addMember(id: NodeId, addr: string, asLearner = false): Promise<void> {
+    return this.changeMembership(confChange([{ type: asLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, nodeId: id }]), addr);
+  }
+
+  removeMember(id: NodeId): Promise<void> {
+    return this.changeMembership(confChange([{ type: ConfChangeType.RemoveNode, nodeId: id }]), '');
+  }
+
+  private changeMembership(cc: ConfChangeV2, addr: string): Promise<void> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.lead));
+    const id = newProposalId();
+    cc.context = Buffer.from(JSON.stringify({ id, addr }));
+    return new Promise<void>((resolve, reject) => {
+      this.proposals.set(id, { resolve, reject });
+      try {
+        this.rawNode.proposeConfChange(cc);
+      } catch (e) {
+        this.proposals.delete(id);
+        reject(e as Error);
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  /** Hands leadership to `to` (a caught-up voter); resolves when it has it. */
+  async transferLeadership(to: NodeId, timeoutMs = 5000): Promise<void> {
+    if (!this.isLeader) throw new NotLeaderError(this.lead);
+    this.rawNode.transferLeader(to);
+    this.kick();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('leader', onLeader);
+        reject(new Error(`leadership transfer to member ${to} did not complete in ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onLeader = (lead: NodeId) => {
+        if (lead === to) {
+          clearTimeout(timer);
+          this.off('leader', onLeader);
+          resolve();
+        }
+      };
+      this.on('leader', onLeader);
+    });
+  }
+
+  /**
+   * A linearizable read barrier (ReadIndex): resolves once this node has applied everything
+   * committed before the call, as confirmed by a quorum through the leader.
+   */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    if (this.lead === NONE) return Promise.reject(new NotLeaderError(NONE));
+    const key = newProposalId();
+    return new Promise<void>((resolve, reject) => {
+      this.reads.set(key, { resolve, reject });
+      this.rawNode.readIndex(Buffer.from(key, 'hex'));
+      this.kick();
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    while (this.busy) await new Promise((r) => setTimeout(r, 2));
+    this.failAll(new StoppedError());
+    await this.storage.close();
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    for (const w of this.reads.values()) w.reject(err);
+    this.reads.clear();
+    this.pendingReads.length = 0;
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    this.drain().catch((err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.failAll(e);
+      this.stopped = true;
+      if (this.ticker) clearInterval(this.ticker);
+      if (this.opts.onFatal) this.opts.onFatal(e);
+      else this.emit('error', e);
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.rawNode.hasReady()) await this.handle(this.rawNode.ready());
+      } while (this.again && !this.stopped);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    if (rd.softState) this.observeSoftState(rd.softState.lead);
+    if (rd.hardState) this.term = rd.hardState.term;
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) {
+      await this.storage.saveSnapshot(rd.snapshot);
+      this.installSnapshot(rd.snapshot);
+    }
+    await this.storage.save(rd.hardState ?? null, rd.entries);
+    this.transport.send(rd.messages);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const key = Buffer.from(rs.requestCtx).toString('hex');
+      if (this.reads.has(key)) this.pendingReads.push({ index: rs.index, key });
+    }
+    this.serveReads();
+    this.rawNode.advance();
+    await this.maybeSnapshot();
+  }
+
+  private observeSoftState(lead: NodeId): void {
+    if (lead === this.lead) return;
+    const wasLeader = this.isLeader;
+    this.lead = lead;
+    if (wasLeader && !this.isLeader) {
+      // Proposals in flight may still commit under the new leader, but this node can no longer
+      // tell: fail them so callers retry against the leader.
+      const err = new NotLeaderError(lead);
+      for (const w of this.proposals.values()) w.reject(err);
+      this.proposals.clear();
+    }
+    this.emit('leader', lead);
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index <= this.appliedIndex) return;
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      this.confState = this.rawNode.applyConfChange(cc);
+      let ctx: { id?: string; addr?: string } = {};
+      if (cc.context.length) ctx = JSON.parse(Buffer.from(cc.context).toString()) as { id?: string; addr?: string };
+      for (const ch of cc.changes) {
+        if (ch.type === ConfChangeType.RemoveNode) {
+          this.members.delete(ch.nodeId);
+          if (ch.nodeId !== this.id) this.transport.removePeer(ch.nodeId);
+        } else if (ctx.addr) {
+          this.members.set(ch.nodeId, ctx.addr);
+        }
+      }
+      this.syncPeers();
+      this.appliedIndex = e.index;
+      // A member added now may need a snapshot to catch up, and a snapshot taken before the change
+      // does not list it (raft refuses to restore a snapshot that leaves itself out): take one.
+      this.snapshotStale = true;
+      this.emit('membership', this.memberList());
+      if (ctx.id) this.settle(ctx.id);
+      return;
+    }
+    this.appliedIndex = e.index;
+    // Empty entries are the ones a new leader appends to commit its term.
+    if (e.data.length < ID_BYTES) return;
+    const id = Buffer.from(e.data.buffer, e.data.byteOffset, ID_BYTES).toString('hex');
+    this.sm.apply(e.data.subarray(ID_BYTES), e.index);
+    this.settle(id);
+  }
+
+  private settle(id: string): void {
+    const w = this.proposals.get(id);
+    if (w) {
+      this.proposals.delete(id);
+      w.resolve();
+    }
+  }
+
+  private serveReads(): void {
+    for (let i = 0; i < this.pendingReads.length; ) {
+      const r = this.pendingReads[i]!;
+      if (r.index <= this.appliedIndex) {
+        this.pendingReads.splice(i, 1);
+        const w = this.reads.get(r.key);
+        this.reads.delete(r.key);
+        w?.resolve();
+      } else {
+        i++;
+      }
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const interval = this.opts.snapshotInterval ?? 10_000;
+    if (this.appliedIndex - this.snapshotIndex < interval && !this.snapshotStale) return;
+    if (this.appliedIndex <= this.snapshotIndex) return;
+    this.snapshotStale = false;
+    const index = this.appliedIndex;
+    const data = encodeSnapshotData(this.members, this.sm.snapshot());
+    await this.storage.createSnapshot(index, this.confState, data);
+    await this.storage.releaseTo(index);
+    this.snapshotIndex = index;
+  }
+}
