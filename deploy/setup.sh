@@ -8,7 +8,7 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # Debian packages: the container runtime and its monitor, the network tools the lab uses, the
 # base of the test image, and the real servers the tests run against.
-packages=(runc conmon iproute2 nftables busybox-static redis-server docker-registry skopeo util-linux procps kmod)
+packages=(runc conmon iproute2 iputils-ping openssl nftables busybox-static redis-server docker-registry skopeo util-linux procps kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -33,8 +33,10 @@ else
   log "node_modules up to date"
 fi
 
-log "building"
+log "building (native netlink addon, protos, TypeScript)"
 npm run --silent build
+log "building the busybox:latest test image"
+npm run --silent build:image >/dev/null
 
 ln -sf "$repo/bin/shoal" /usr/local/bin/shoal
 ln -sf "$repo/bin/shoald" /usr/local/bin/shoald

@@ -1,0 +1,95 @@
+// Who may call what on a manager's cluster port. Every RPC but the CA's (which a joining node
+// calls before it has a certificate) needs a client certificate that this cluster's CA signed,
+// for a node that still exists, with a role the method allows. The check runs as a gRPC server
+// interceptor, before any handler sees the call, so no service can forget it.
+import * as grpc from '@grpc/grpc-js';
+import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
+import { identityOf, type NodeIdentity, type NodeRole } from './ca.js';
+
+type Policy = 'anyone' | NodeRole[];
+
+const POLICIES: [prefix: string, policy: Policy][] = [
+  ['/shoal.ca.CA/', 'anyone'],
+  ['/shoal.health.Health/', 'anyone'],
+  ['/shoal.dispatcher.Dispatcher/', ['manager', 'worker']],
+  ['/shoal.raft.Raft/', ['manager']],
+  ['/shoal.membership.Membership/', ['manager']],
+  ['/shoal.control.Control/', ['manager']],
+];
+
+export interface AuthzDeps {
+  /** The cluster's root certificate (PEM). */
+  caCertPem: () => string;
+  /**
+   * Whether the node named by a valid certificate may still call: false once it was removed, or
+   * when its certificate was replaced (fingerprint differs from the one on record).
+   */
+  nodeAllowed: (identity: NodeIdentity, fingerprint256: string) => boolean;
+  now?: () => number;
+}
+
+export interface Denial {
+  code: grpc.status;
+  message: string;
+}
+
+function peerCertificate(ctx: AuthContext | undefined): X509Certificate | null {
+  const raw = ctx?.sslPeerCertificate?.raw;
+  return raw && raw.length ? new X509Certificate(raw) : null;
+}
+
+/** The verified identity of a call's peer, or null when it presented no acceptable certificate. */
+export function verifiedPeer(ctx: AuthContext | undefined, caKey: KeyObject, now = Date.now()): { identity: NodeIdentity; fingerprint256: string } | null {
+  const cert = peerCertificate(ctx);
+  if (!cert) return null;
+  if (!cert.verify(caKey)) return null;
+  if (Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) < now) return null;
+  try {
+    return { identity: identityOf(cert), fingerprint256: cert.fingerprint256 };
+  } catch {
+    return null;
+  }
+}
+
+export function authorize(path: string, ctx: AuthContext | undefined, deps: AuthzDeps): Denial | null {
+  const policy = POLICIES.find(([prefix]) => path.startsWith(prefix))?.[1];
+  if (!policy) return { code: grpc.status.UNIMPLEMENTED, message: `unknown method ${path}` };
+  if (policy === 'anyone') return null;
+  const caKey = createPublicKey(deps.caCertPem());
+  const peer = verifiedPeer(ctx, caKey, deps.now?.() ?? Date.now());
+  if (!peer) return { code: grpc.status.UNAUTHENTICATED, message: 'a valid certificate of this cluster is required' };
+  if (!policy.includes(peer.identity.role)) {
+    return { code: grpc.status.PERMISSION_DENIED, message: `node ${peer.identity.nodeId} is a ${peer.identity.role}: ${path} needs ${policy.join(' or ')}` };
+  }
+  if (!deps.nodeAllowed(peer.identity, peer.fingerprint256)) {
+    return { code: grpc.status.PERMISSION_DENIED, message: `node ${peer.identity.nodeId} was removed from the cluster or its certificate was replaced` };
+  }
+  return null;
+}
+
+/** The interceptor that enforces `authorize` on every call of a server. */
+export function authzInterceptor(deps: AuthzDeps): grpc.ServerInterceptor {
+  return (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            const denial = authorize(method.path, call.getAuthContext(), deps);
+            if (denial) call.sendStatus({ code: denial.code, details: denial.message, metadata: new grpc.Metadata() });
+            else nextMetadata(metadata);
+          },
+        }),
+    });
+}
+
+/** For handlers: the identity of the caller, already checked by the interceptor. */
+export function callerIdentity(call: { getAuthContext(): AuthContext }): NodeIdentity | null {
+  const cert = peerCertificate(call.getAuthContext());
+  if (!cert) return null;
+  try {
+    return identityOf(cert);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,281 @@
+// The orchestrators, run on the leader only. One runner drives every mode (replicated, global,
+// replicated-job, global-job), the restart supervisor and the task reaper, because they all write
+// the same slots: their passes run one at a time, each pass over one service in one transaction
+// that re-reads the committed state, so nothing decides on a view an earlier write made stale.
+//
+// Level-triggered: a pass looks at the whole service and makes the store match its spec, so
+// running it twice changes nothing, and a new leader that starts over the same store converges
+// to the same tasks without duplicates. Store change events only say which services to look at
+// again; they are gathered until the event loop is free (one batch per burst of applied entries).
+//
+// Start it once the store has applied everything the new leader committed (Raft's no-op entry of
+// the new term), so it never reconciles a state older than what an earlier leader wrote.
+import { TaskStateNumber, type Cluster, type Node, type Service, type Task } from '../../proto/gen/objects.js';
+import type { MemoryStore, StoreEvent } from '../store/memory.js';
+import { silentLogger, type Logger } from '../../util/log.js';
+import { systemClock, type Clock } from './clock.js';
+import { ReconcileContext, type Effects } from './context.js';
+import { reconcileGlobal } from './global/reconcile.js';
+import { reconcileGlobalJob, reconcileReplicatedJob } from './jobs/reconcile.js';
+import { reconcileReplicated } from './replicated/reconcile.js';
+import { RestartSupervisor, type SupervisorOptions } from './restart/supervisor.js';
+import { isGlobal, serviceMode } from './service.js';
+import { reapService } from './taskreaper/reaper.js';
+import { newTaskId, observedState } from './task.js';
+
+export interface OrchestratorOptions extends SupervisorOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Task ids; Docker-style random ones by default. */
+  newId?: () => string;
+  /** True once the allocator runs: new tasks then stay NEW for it instead of going PENDING. */
+  allocatorRuns?: boolean;
+  /** Wait before retrying a service whose transaction failed. */
+  retryDelayMs?: number;
+  /** Writes per transaction, so one Raft entry stays small (a service of 10,000 replicas). */
+  maxWritesPerPass?: number;
+}
+
+export class Orchestrator {
+  readonly supervisor: RestartSupervisor;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly newId: () => string;
+  private readonly allocatorRuns: boolean;
+  private readonly retryDelayMs: number;
+  private readonly maxWrites: number;
+
+  private running = false;
+  private readonly dirty = new Set<string>();
+  private everything = false;
+  private scheduled = false;
+  private loop: Promise<void> | null = null;
+  private readonly wakeups = new Map<string, { at: number; cancel: () => void }>();
+  private idleWaiters: (() => void)[] = [];
+  /** Consecutive passes per service that wrote something: a guard against a pass that never settles. */
+  private readonly streaks = new Map<string, number>();
+  /** Passes that wrote something, for tests and metrics. */
+  writes = 0;
+
+  constructor(
+    private readonly store: MemoryStore,
+    opts: OrchestratorOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger ?? silentLogger;
+    this.newId = opts.newId ?? newTaskId;
+    this.allocatorRuns = opts.allocatorRuns ?? false;
+    this.retryDelayMs = opts.retryDelayMs ?? 1000;
+    this.maxWrites = Math.max(2, opts.maxWritesPerPass ?? 500); // a restart needs two
+    this.supervisor = new RestartSupervisor(opts);
+  }
+
+  /** Begins on leadership: reconciles every service from the store, then follows changes. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.store.on('change', this.onChange);
+    this.store.on('restore', this.onRestore);
+    this.everything = true;
+    this.kick();
+  }
+
+  /**
+   * Ends on losing leadership; resolves once the pass in progress (if any) has finished. A pass
+   * waits for its entry to apply: fail pending writes (store.abortPending) so it cannot hang.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.store.off('change', this.onChange);
+    this.store.off('restore', this.onRestore);
+    for (const w of this.wakeups.values()) w.cancel();
+    this.wakeups.clear();
+    this.dirty.clear();
+    this.everything = false;
+    await this.loop;
+    this.notifyIdle();
+  }
+
+  /** Resolves when no pass is running or due (timers aside): for tests and orderly shutdown. */
+  idle(): Promise<void> {
+    if (!this.busy()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Asks for a pass over one service (or every service). */
+  touch(serviceId?: string): void {
+    if (serviceId === undefined) this.everything = true;
+    else this.dirty.add(serviceId);
+    this.kick();
+  }
+
+  private busy(): boolean {
+    return this.running && (this.scheduled || this.loop !== null || this.everything || this.dirty.size > 0);
+  }
+
+  private notifyIdle(): void {
+    if (this.busy()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private kick(): void {
+    if (!this.running || this.scheduled || this.loop) return;
+    this.scheduled = true;
+    // Gather every event of the current burst before looking at anything.
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.running) return this.notifyIdle();
+      this.loop = this.drain().finally(() => {
+        this.loop = null;
+        if (this.everything || this.dirty.size > 0) this.kick();
+        else this.notifyIdle();
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.running && (this.everything || this.dirty.size > 0)) {
+      if (this.everything) {
+        this.everything = false;
+        for (const s of this.store.all('services')) this.dirty.add(s.id);
+        // Tasks whose service is gone still need reaping.
+        for (const t of this.store.all('tasks')) if (t.serviceId) this.dirty.add(t.serviceId);
+      }
+      const batch = [...this.dirty].sort();
+      this.dirty.clear();
+      for (const id of batch) {
+        if (!this.running) return;
+        await this.reconcileService(id);
+      }
+    }
+  }
+
+  private async reconcileService(serviceId: string): Promise<void> {
+    let wrote = false;
+    try {
+      const effects = await this.store.update((tx) => {
+        const ctx = new ReconcileContext(tx, this.clock.now(), { newId: this.newId, allocatorRuns: this.allocatorRuns, maxWrites: this.maxWrites });
+        reconcile(ctx, serviceId, this.supervisor);
+        wrote = tx.actions.length > 0;
+        return ctx.effects;
+      });
+      this.afterCommit(serviceId, effects);
+      if (!wrote) {
+        this.streaks.delete(serviceId);
+        return;
+      }
+      this.writes++;
+      const streak = (this.streaks.get(serviceId) ?? 0) + 1;
+      this.streaks.set(serviceId, streak);
+      // A pass re-run on its own writes changes nothing; one that keeps writing is a bug, and
+      // must not flood the Raft log: look again later instead of at once.
+      if (streak > MAX_WRITE_STREAK) {
+        this.log.error('service does not settle; backing off', { service: serviceId, passes: streak });
+        this.streaks.delete(serviceId);
+        this.dirty.delete(serviceId);
+        this.wakeAt(serviceId, this.clock.now() + this.retryDelayMs);
+      }
+    } catch (e) {
+      if (!this.running) return;
+      this.log.warn('reconciling a service failed; retrying', { service: serviceId, err: e as Error, retryMs: this.retryDelayMs });
+      this.wakeAt(serviceId, this.clock.now() + this.retryDelayMs);
+    }
+  }
+
+  private afterCommit(serviceId: string, effects: Effects): void {
+    this.supervisor.commit(effects);
+    if (!this.store.get('services', serviceId)) this.supervisor.forgetService(serviceId);
+    if (effects.wakeAt !== undefined) this.wakeAt(serviceId, effects.wakeAt);
+    if (effects.more) this.dirty.add(serviceId);
+  }
+
+  private wakeAt(serviceId: string, at: number): void {
+    if (!this.running) return;
+    const existing = this.wakeups.get(serviceId);
+    if (existing && existing.at <= at) return;
+    existing?.cancel();
+    const cancel = this.clock.setTimer(at - this.clock.now(), () => {
+      this.wakeups.delete(serviceId);
+      this.touch(serviceId);
+    });
+    this.wakeups.set(serviceId, { at, cancel });
+  }
+
+  private readonly onRestore = (): void => this.touch();
+
+  private readonly onChange = (ev: StoreEvent): void => {
+    switch (ev.table) {
+      case 'services':
+        this.dirty.add(ev.object.id);
+        break;
+      case 'tasks': {
+        const t = ev.object as Task;
+        if (ev.kind === 'remove' || t.desiredState !== 'READY') this.supervisor.forgetTask(t.id);
+        if (t.serviceId && taskChangeMatters(ev.kind, t, ev.old as Task | undefined)) this.dirty.add(t.serviceId);
+        break;
+      }
+      case 'nodes': {
+        const n = ev.object as Node;
+        if (!nodeChangeMatters(ev.kind, n, ev.old as Node | undefined)) return;
+        // Replicated tasks on the node may need replacing; global services may gain or lose it.
+        for (const t of this.store.find('tasks', 'node', n.id)) this.dirty.add(t.serviceId);
+        for (const s of this.store.all('services')) if (isGlobal(s)) this.dirty.add(s.id);
+        break;
+      }
+      case 'clusters': {
+        const limit = (c: Cluster | undefined) => c?.spec?.taskHistoryRetentionLimit;
+        if (ev.kind !== 'update' || limit(ev.object as Cluster) !== limit(ev.old as Cluster | undefined)) this.everything = true;
+        break;
+      }
+      default:
+        return;
+    }
+    this.kick();
+  };
+}
+
+/** One pass over one service: its mode's reconciler, then the reaper. */
+export function reconcile(ctx: ReconcileContext, serviceId: string, supervisor: RestartSupervisor): void {
+  const service: Service | undefined = ctx.tx.get('services', serviceId);
+  if (service) {
+    switch (serviceMode(service)) {
+      case 'replicated':
+        reconcileReplicated(ctx, service, supervisor);
+        break;
+      case 'global':
+        reconcileGlobal(ctx, service, supervisor);
+        break;
+      case 'replicatedJob':
+        reconcileReplicatedJob(ctx, service, supervisor);
+        break;
+      case 'globalJob':
+        reconcileGlobalJob(ctx, service, supervisor);
+        break;
+      case undefined:
+        break;
+    }
+  }
+  reapService(ctx, serviceId, service);
+}
+
+const RUNNING = TaskStateNumber.RUNNING;
+const MAX_WRITE_STREAK = 100;
+
+/** Changes a pass must see: new or deleted tasks, desired state, node, or the task stopping. */
+function taskChangeMatters(kind: StoreEvent['kind'], t: Task, old: Task | undefined): boolean {
+  if (kind !== 'update' || !old) return true;
+  if (t.desiredState !== old.desiredState || t.nodeId !== old.nodeId) return true;
+  const now = observedState(t);
+  return now !== observedState(old) && TaskStateNumber[now] > RUNNING;
+}
+
+/** Changes to what decides where tasks may run. */
+function nodeChangeMatters(kind: StoreEvent['kind'], n: Node, old: Node | undefined): boolean {
+  if (kind !== 'update' || !old) return true;
+  const facts = (x: Node) =>
+    JSON.stringify([x.status?.state, x.spec?.availability, x.spec?.annotations?.labels, x.role, x.description?.hostname, x.description?.platform, x.description?.engineLabels]);
+  return facts(n) !== facts(old);
+}

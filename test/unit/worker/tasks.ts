@@ -1,0 +1,50 @@
+// Task objects as the dispatcher would send them, with every field the decoder fills in.
+import type { ContainerSpec, Task, TaskState } from '../../../proto/gen/objects.js';
+
+export function containerSpec(overrides: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    image: 'busybox:latest',
+    labels: {},
+    command: [],
+    args: [],
+    hostname: '',
+    env: [],
+    dir: '',
+    user: '',
+    mounts: [],
+    stopGracePeriodMs: 0,
+    stopSignal: '',
+    healthcheck: null,
+    readOnly: false,
+    capAdd: [],
+    capDrop: [],
+    hosts: [],
+    log: null,
+    tty: false,
+    ...overrides,
+  };
+}
+
+export function makeTask(id: string, container: Partial<ContainerSpec> = {}, desiredState: TaskState = 'RUNNING'): Task {
+  return {
+    id,
+    meta: null,
+    spec: { container: containerSpec(container), resources: null, restart: null, placement: null, networks: [], forceUpdate: 0 },
+    specVersion: 1,
+    serviceId: 'svc1',
+    slot: 1,
+    nodeId: 'node1',
+    annotations: null,
+    serviceName: 'web',
+    status: { timestamp: 1, state: 'ASSIGNED', message: 'assigned', err: '', container: null, health: '', hostPorts: [] },
+    desiredState,
+    networks: [],
+    endpoint: null,
+    jobIteration: 0,
+    assignedGenericResources: [],
+  };
+}
+
+export function withDesired(task: Task, desiredState: TaskState): Task {
+  return { ...task, desiredState };
+}
