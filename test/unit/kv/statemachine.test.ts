@@ -2,20 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KvStateMachine, decodeOp, encodeOp, type KvChange, type KvOp, type KvResult } from '../../../manager/kv/statemachine.js';
+import { mulberry32 as rng } from '../../support/prng.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-/** mulberry32: a tiny seeded PRNG, so the random op streams are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Entry {
   op: KvOp;

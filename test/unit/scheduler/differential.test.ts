@@ -10,16 +10,8 @@ import { noSuitableNode, schedule } from '../../../manager/scheduler/schedule.js
 import { makeGroup } from '../../../manager/scheduler/taskgroup.js';
 import type { Task } from '../../../proto/gen/objects.js';
 import { parseWorld, type World } from './scenario.js';
+import { mulberry32 } from '../../support/prng.js';
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomWorld(rand: () => number): World {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;

@@ -1,0 +1,12 @@
+// mulberry32: a tiny seeded PRNG for tests, so every random stream is the same on every run.
+// (The Raft simulation uses its own xoshiro128** in test/sim/raft/prng.ts for replayable runs.)
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
