@@ -25,7 +25,7 @@ export interface AuthzDeps {
    * Whether the node named by a valid certificate may still call: false once it was removed, or
    * when its certificate was replaced (fingerprint differs from the one on record).
    */
-  nodeAllowed: (identity: NodeIdentity, fingerprint256: string) => boolean;
+  nodeAllowed: (identity: NodeIdentity, fingerprint256: string, path: string) => boolean;
   now?: () => number;
 }
 
@@ -62,7 +62,7 @@ export function authorize(path: string, ctx: AuthContext | undefined, deps: Auth
   if (!policy.includes(peer.identity.role)) {
     return { code: grpc.status.PERMISSION_DENIED, message: `node ${peer.identity.nodeId} is a ${peer.identity.role}: ${path} needs ${policy.join(' or ')}` };
   }
-  if (!deps.nodeAllowed(peer.identity, peer.fingerprint256)) {
+  if (!deps.nodeAllowed(peer.identity, peer.fingerprint256, path)) {
     return { code: grpc.status.PERMISSION_DENIED, message: `node ${peer.identity.nodeId} was removed from the cluster or its certificate was replaced` };
   }
   return null;

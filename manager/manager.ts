@@ -1,0 +1,266 @@
+// One manager: the Raft node with the store as its state machine, the cluster port (mutual TLS,
+// every call through the authz interceptor) serving Raft, the CA and membership, and — on the
+// leader only — the reconcilers: allocator, orchestrator, scheduler. Leadership moves them: a
+// manager that loses it stops them and fails its pending writes; one that gains it first waits
+// until everything committed before its term is applied, then starts them over the store.
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { MemoryStore, type Proposer } from './store/memory.js';
+import { blank } from './store/blank.js';
+import { RaftNode, NotLeaderError, type Member } from './raft/node.js';
+import { RaftTransport } from './raft/transport/index.js';
+import { NONE } from './raft/types.js';
+import { RootCA, type NodeRole } from './ca/ca.js';
+import { authzInterceptor, callerIdentity } from './ca/authz.js';
+import { registerCAService } from './ca/service.js';
+import { newSecret } from './ca/token.js';
+import { MutableCertificates, clusterServerCredentials, clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from './ca/tlsconfig.js';
+import { Allocator } from './allocator/index.js';
+import { defaultIngressNetwork } from './allocator/network.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
+import { Scheduler } from './scheduler/index.js';
+import { MembershipService, type MembershipHandlers } from '../proto/gen/membership.js';
+import { Annotations, Cluster, ClusterSpec, JoinTokens, ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus, RootCA as RootCAObject } from '../proto/gen/objects.js';
+import { silentLogger, type Logger } from '../util/log.js';
+
+export interface ManagerConfig {
+  nodeId: string;
+  raftId: number;
+  /** <data-root>/manager: the Raft WAL and snapshots. */
+  dataDir: string;
+  listenAddr: string;
+  advertiseAddr: string;
+  hostname: string;
+  /** This node's CA certificate, node certificate and key. */
+  certs: { ca: string; cert: string; key: string };
+  /** The founder of a new cluster brings the CA and the cluster's first settings. */
+  bootstrap?: { rootCA: RootCA; taskHistoryLimit?: number; heartbeatPeriodMs?: number; defaultAddrPool?: string[]; subnetSize?: number };
+  /** A manager joining an existing cluster: the members it was told of. */
+  join?: Member[];
+  tickMs?: number;
+  log?: Logger;
+}
+
+/** A 53-bit Raft id: random, so managers never collide without coordination. */
+export function newRaftId(): number {
+  return Number(randomBytes(8).readBigUInt64BE() % BigInt(Number.MAX_SAFE_INTEGER - 1)) + 1;
+}
+
+const toProtoRole = (r: NodeRole) => (r === 'manager' ? ('MANAGER' as const) : ('WORKER' as const));
+
+export class Manager {
+  readonly store = new MemoryStore();
+  raft!: RaftNode;
+  private transport!: RaftTransport;
+  private server!: grpc.Server;
+  private readonly certs: MutableCertificates;
+  private readonly log: Logger;
+  private reconcilers: { allocator: Allocator; orchestrator: Orchestrator; scheduler: Scheduler } | null = null;
+  private leadershipChain: Promise<void> = Promise.resolve();
+  private caCache: { pem: string; ca: RootCA } | null = null;
+  port = 0;
+
+  private constructor(readonly config: ManagerConfig) {
+    this.log = config.log ?? silentLogger;
+    this.certs = new MutableCertificates(config.certs.ca, config.certs.cert, config.certs.key);
+  }
+
+  static async start(config: ManagerConfig): Promise<Manager> {
+    const m = new Manager(config);
+    await m.open();
+    return m;
+  }
+
+  /** The cluster's CA as the store holds it (the founder's until the store has it). */
+  rootCA(): RootCA {
+    const rc = this.store.all('clusters')[0]?.rootCa;
+    if (rc?.caKeyPem) {
+      if (this.caCache?.pem !== rc.caCertPem) this.caCache = { pem: rc.caCertPem, ca: new RootCA({ certPem: rc.caCertPem, keyPem: rc.caKeyPem }) };
+      return this.caCache.ca;
+    }
+    if (this.config.bootstrap) return this.config.bootstrap.rootCA;
+    throw new Error('this manager has not received the cluster CA yet');
+  }
+
+  private async open(): Promise<void> {
+    let raft: RaftNode | null = null;
+    this.transport = new RaftTransport({
+      id: this.config.raftId,
+      channelCredentials: clusterChannelCredentials(this.config.certs.ca, this.config.certs.cert, this.config.certs.key),
+      channelOptions: MANAGER_CHANNEL_OPTIONS,
+      onMessage: (m) => raft?.step(m),
+      onUnreachable: (id) => raft?.reportUnreachable(id),
+      onSnapshotStatus: (id, ok) => raft?.reportSnapshot(id, ok),
+      log: (e) => this.log.debug('raft transport', e),
+    });
+    this.server = new grpc.Server({
+      ...RaftTransport.serverOptions(),
+      interceptors: [
+        authzInterceptor({
+          caCertPem: () => this.config.certs.ca,
+          // Raft traffic is checked by role alone: a joining manager must hear the leader before
+          // its store has caught up enough to know any node.
+          nodeAllowed: (id, fp, path) => {
+            if (path.startsWith('/shoal.raft.')) return true;
+            const node = this.store.get('nodes', id.nodeId);
+            return node !== undefined && (!node.certificateFingerprint || node.certificateFingerprint === fp);
+          },
+        }),
+      ],
+    });
+    this.transport.register(this.server);
+    registerCAService(this.server, {
+      store: this.store,
+      rootCA: () => this.rootCA(),
+      managerAddrs: () => this.raft.memberList().map((m) => m.addr),
+      canWrite: () => this.raft.isLeader,
+    });
+    this.server.addService(MembershipService, this.membershipHandlers());
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(this.config.listenAddr, clusterServerCredentials(this.certs), (err, p) => (err ? reject(new Error(`cannot listen on ${this.config.listenAddr}: ${err.message}`)) : resolve(p))),
+    );
+    raft = await RaftNode.open({
+      id: this.config.raftId,
+      dataDir: join(this.config.dataDir, 'raft'),
+      transport: this.transport,
+      stateMachine: { apply: (d, i) => this.store.apply(d, i), snapshot: () => this.store.snapshot(), restore: (d, i) => this.store.restore(d, i) },
+      bootstrapAddr: this.config.bootstrap ? this.config.advertiseAddr : undefined,
+      join: this.config.join,
+      tickMs: this.config.tickMs,
+      onFatal: (e) => this.log.error('raft stopped', { error: e }),
+    });
+    this.raft = raft;
+    raft.on('leader', (lead: number) => {
+      this.leadershipChain = this.leadershipChain.then(() => this.onLeader(lead)).catch((e: unknown) => this.log.error('leadership change failed', { error: e as Error }));
+    });
+    raft.start();
+  }
+
+  private async onLeader(lead: number): Promise<void> {
+    const isLeader = lead === this.config.raftId;
+    if (!isLeader) {
+      if (this.reconcilers) {
+        this.store.setProposer(null);
+        this.store.abortPending(new NotLeaderError(lead));
+        const r = this.reconcilers;
+        this.reconcilers = null;
+        r.allocator.stop();
+        await r.orchestrator.stop();
+        await r.scheduler.stop();
+        this.log.info('lost leadership', { leader: lead });
+      }
+      return;
+    }
+    // Everything committed before this term must be applied before deciding anything.
+    await this.raft.readBarrier();
+    if (this.raft.leader !== this.config.raftId) return;
+    const proposer: Proposer = { propose: (data) => this.raft.propose(data) };
+    this.store.setProposer(proposer);
+    if (this.store.all('clusters').length === 0 && this.config.bootstrap) await this.createCluster();
+    const allocator = new Allocator(this.store, { logger: this.log.child('allocator') });
+    const orchestrator = new Orchestrator(this.store, { logger: this.log.child('orchestrator'), allocatorRuns: true });
+    const scheduler = new Scheduler(this.store, { logger: this.log.child('scheduler') });
+    this.reconcilers = { allocator, orchestrator, scheduler };
+    await allocator.start();
+    orchestrator.start();
+    scheduler.start();
+    this.log.info('leading the cluster', { raftId: this.config.raftId });
+  }
+
+  /** The founder's first transaction: the Cluster object, its own Node, the ingress network. */
+  private async createCluster(): Promise<void> {
+    const b = this.config.bootstrap!;
+    const ca = b.rootCA;
+    await this.store.update((tx) => {
+      tx.create(
+        'clusters',
+        blank(Cluster, {
+          id: ca.clusterId,
+          spec: blank(ClusterSpec, {
+            annotations: blank(Annotations, { name: 'default' }),
+            taskHistoryRetentionLimit: b.taskHistoryLimit ?? 5,
+            heartbeatPeriodMs: b.heartbeatPeriodMs ?? 5000,
+          }),
+          rootCa: blank(RootCAObject, { caCertPem: ca.certPem, caKeyPem: ca.keyPem, caDigest: ca.digest() }),
+          joinTokens: blank(JoinTokens, { worker: newSecret(), manager: newSecret() }),
+          defaultAddressPool: b.defaultAddrPool ?? [],
+          subnetSize: b.subnetSize ?? 0,
+        }),
+      );
+      tx.create(
+        'nodes',
+        blank(Node, {
+          id: this.config.nodeId,
+          role: toProtoRole('manager'),
+          spec: blank(NodeSpec, { annotations: blank(Annotations), desiredRole: 'MANAGER', availability: 'ACTIVE' }),
+          description: blank(NodeDescription, { hostname: this.config.hostname }),
+          status: blank(NodeStatus, { state: 'UNKNOWN', addr: this.config.advertiseAddr }),
+          managerStatus: blank(ManagerStatus, { raftId: this.config.raftId, addr: this.config.advertiseAddr, leader: true, reachability: 'REACHABLE' }),
+        }),
+      );
+      tx.create('networks', defaultIngressNetwork(newRaftId().toString(36)));
+    });
+  }
+
+  private membershipHandlers(): MembershipHandlers {
+    return {
+      joinRaft: (call, cb) => {
+        const who = callerIdentity(call);
+        if (!who) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'no certificate' });
+        if (!this.raft.isLeader) return cb({ code: grpc.status.UNAVAILABLE, details: new NotLeaderError(this.raft.leader).message });
+        const node = this.store.get('nodes', who.nodeId);
+        const raftId = node?.managerStatus?.raftId || newRaftId();
+        const addr = call.request.addr;
+        // Record the member first: once it is a voter, a two-member cluster cannot commit
+        // anything until the new member runs, which it does only after this call returns.
+        this.store
+          .update((tx) => {
+            const n = tx.get('nodes', who.nodeId);
+            if (n) tx.update('nodes', { ...n, managerStatus: blank(ManagerStatus, { raftId, addr, reachability: 'REACHABLE' }) });
+          })
+          .then(() => this.raft.addMember(raftId, addr))
+          .then(
+            () => cb(null, { raftId, members: this.raft.memberList().map((m) => ({ raftId: m.id, addr: m.addr, nodeId: '' })) }),
+            (e: unknown) => cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message }),
+          );
+      },
+      leaveRaft: (call, cb) => {
+        if (!this.raft.isLeader) return cb({ code: grpc.status.UNAVAILABLE, details: new NotLeaderError(this.raft.leader).message });
+        this.raft.removeMember(call.request.raftId).then(
+          () => cb(null, {}),
+          (e: unknown) => cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message }),
+        );
+      },
+    };
+  }
+
+  /** The address this manager listens on, as dialled from the same machine. */
+  addrForTests(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get isLeader(): boolean {
+    return this.raft.isLeader;
+  }
+
+  get hasLeader(): boolean {
+    return this.raft.leader !== NONE;
+  }
+
+  async stop(): Promise<void> {
+    await this.leadershipChain;
+    if (this.reconcilers) {
+      const r = this.reconcilers;
+      this.reconcilers = null;
+      this.store.setProposer(null);
+      this.store.abortPending(new Error('the manager is stopping'));
+      r.allocator.stop();
+      await r.orchestrator.stop();
+      await r.scheduler.stop();
+    }
+    await this.raft.stop();
+    await this.transport.close();
+    this.server.forceShutdown();
+  }
+}
