@@ -2,6 +2,9 @@
 // generator, tests) can walk the tree without running anything.
 import { helpText, type Command } from '../util/command.js';
 import { version } from '../util/version.js';
+import { swarmCommand } from './commands/swarm.js';
+import { nodeCommand } from './commands/node.js';
+import { infoCommand } from './commands/info.js';
 
 export const root: Command = {
   name: 'shoal',
@@ -12,6 +15,9 @@ export const root: Command = {
     { name: 'version', short: 'v', kind: 'bool', description: 'Print version information and quit' },
   ],
   subcommands: [
+    infoCommand,
+    nodeCommand,
+    swarmCommand,
     {
       name: 'version',
       summary: 'Show the shoal version information',

@@ -11,6 +11,8 @@ import type { Logger } from '../util/log.js';
 import type { DaemonConfig } from './config.js';
 import { parseHostPort } from './config.js';
 import { DaemonMetrics } from './metrics.js';
+import { Swarm } from './swarm.js';
+import { registerControl } from './control.js';
 
 export class Daemon {
   readonly metrics = new DaemonMetrics();
@@ -18,14 +20,18 @@ export class Daemon {
   private metricsServer: HttpServer | null = null;
   private readonly startedAt = Date.now();
   metricsPort = 0;
+  readonly swarm: Swarm;
 
   constructor(
     readonly config: DaemonConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.swarm = new Swarm(config.dataRoot, log.child('swarm'));
+  }
 
   async start(): Promise<void> {
     mkdirSync(this.config.dataRoot, { recursive: true, mode: 0o700 });
+    await this.swarm.resume();
     await this.startLocalApi();
     if (this.config.metricsAddr) {
       const { host, port } = parseHostPort(this.config.metricsAddr, '--metrics-addr');
@@ -50,6 +56,7 @@ export class Daemon {
       },
     };
     server.addService(HealthService, health);
+    registerControl(server, this.swarm, this.config.dataRoot);
     await new Promise<void>((resolve, reject) =>
       server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${path}: ${err.message}`)) : resolve())),
     );
@@ -79,6 +86,7 @@ export class Daemon {
       m.closeAllConnections();
       await new Promise<void>((resolve) => m.close(() => resolve()));
     }
+    await this.swarm.stop();
     rmSync(this.config.socketPath, { force: true });
     this.log.info('shoald stopped');
   }

@@ -1,0 +1,73 @@
+// `shoal swarm`: init, join, join-token — Docker's words and output.
+import type { Command } from '../../util/command.js';
+import { UserError } from '../../util/command.js';
+import { call } from '../client.js';
+
+const joinTokenText = (role: string, token: string, addr: string) =>
+  `To add a ${role} to this swarm, run the following command:\n\n    shoal swarm join --token ${token} ${addr}\n\n`;
+
+export const swarmCommand: Command = {
+  name: 'swarm',
+  summary: 'Manage Swarm',
+  subcommands: [
+    {
+      name: 'init',
+      summary: 'Initialize a swarm',
+      usage: '[OPTIONS]',
+      maxArgs: 0,
+      flags: [
+        { name: 'advertise-addr', kind: 'string', description: 'Advertised address (format: "<ip|interface>[:port]")' },
+        { name: 'listen-addr', kind: 'string', default: '0.0.0.0:2377', description: 'Listen address (format: "<ip|interface>[:port]")' },
+      ],
+      run: async ({ flags, global, out }) => {
+        const addr = withPort(String(flags['advertise-addr'] ?? ''));
+        const res = await call(global, 'init', { listenAddr: withPort(String(flags['listen-addr'])), advertiseAddr: addr, defaultAddrPool: [], defaultAddrPoolMaskLen: 0, forceNewCluster: false, taskHistoryLimit: 0, heartbeatPeriodMs: 0 });
+        out.write(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);
+        out.write(joinTokenText('worker', res.workerToken, addr || String(flags['listen-addr'])));
+        out.write(`To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n\n`);
+      },
+    },
+    {
+      name: 'join',
+      summary: 'Join a swarm as a node and/or manager',
+      usage: '[OPTIONS] HOST:PORT',
+      minArgs: 1,
+      maxArgs: 1,
+      flags: [
+        { name: 'token', kind: 'string', description: 'Token for entry into the swarm' },
+        { name: 'advertise-addr', kind: 'string', description: 'Advertised address (format: "<ip|interface>[:port]")' },
+        { name: 'listen-addr', kind: 'string', default: '0.0.0.0:2377', description: 'Listen address (format: "<ip|interface>[:port]")' },
+      ],
+      run: async ({ args, flags, global, out }) => {
+        if (!flags.token) throw new UserError('a join token is required: --token TOKEN');
+        const res = await call(global, 'join', { joinToken: String(flags.token), remoteAddrs: [withPort(args[0]!)], listenAddr: withPort(String(flags['listen-addr'])), advertiseAddr: withPort(String(flags['advertise-addr'] ?? '')) });
+        out.write(`This node joined a swarm as a ${res.role === 'MANAGER' ? 'manager' : 'worker'}.\n`);
+      },
+    },
+    {
+      name: 'join-token',
+      summary: 'Manage join tokens',
+      usage: '[OPTIONS] (worker|manager)',
+      minArgs: 1,
+      maxArgs: 1,
+      flags: [
+        { name: 'quiet', short: 'q', kind: 'bool', description: 'Only display token' },
+        { name: 'rotate', kind: 'bool', description: 'Rotate join token' },
+      ],
+      run: async ({ args, flags, global, out }) => {
+        const role = args[0]!;
+        if (role !== 'worker' && role !== 'manager') throw new UserError(`unknown role ${role}: expected worker or manager`);
+        const res = await call(global, 'getJoinToken', { role: role === 'manager' ? 'MANAGER' : 'WORKER', rotate: Boolean(flags.rotate) });
+        if (flags.quiet) return void out.write(res.token + '\n');
+        if (flags.rotate) out.write(`Successfully rotated ${role} join token.\n\n`);
+        out.write(joinTokenText(role, res.token, res.managerAddr));
+      },
+    },
+  ],
+};
+
+/** Docker accepts an address without a port and means 2377. */
+function withPort(addr: string): string {
+  if (!addr) return addr;
+  return /:\d+$/.test(addr) ? addr : `${addr}:2377`;
+}

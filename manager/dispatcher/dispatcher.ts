@@ -1,0 +1,336 @@
+// The managers' side of the agent protocol (proto/dispatcher.proto), after swarmkit's dispatcher.
+// It runs on the leader, over the replicated store:
+// - Session registers the calling node (description, address, READY) and keeps a stream open;
+// - Heartbeat pushes the node's deadline back; a node that misses it is marked DOWN;
+// - Assignments streams the node's tasks: a COMPLETE set, then INCREMENTAL batches of changes
+//   built from the store's change events;
+// - UpdateTaskStatus writes the observed status the agent reports, in one transaction per call.
+// The calling node is always the one its verified certificate names (callerIdentity), never a
+// field of the request: a worker can only see and report on its own tasks.
+//
+// Heartbeat timing: agents are asked to beat every `heartbeatPeriodMs` (default 2000 ms) and a
+// node is DOWN once `heartbeatPeriodMs × graceFactor` (default 2.5, so 5 s) passed without one.
+// Docker's dispatcher asks for 5 s and allows that period plus a little; we ask for beats more
+// often so that a dead node is seen DOWN within 5 s while a node that misses one beat (a GC pause,
+// a lost packet) is not flapped.
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type {
+  AssignmentChange,
+  AssignmentsMessage,
+  AssignmentsRequest,
+  DispatcherHandlers,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  SessionMessage,
+  SessionRequest,
+  UpdateTaskStatusRequest,
+  UpdateTaskStatusResponse,
+  WeightedPeer,
+} from '../../proto/gen/dispatcher.js';
+import { Node, NodeStatus, Task, TaskStateNumber, type TaskState } from '../../proto/gen/objects.js';
+import { callerIdentity } from '../ca/authz.js';
+import { blank, copy } from '../store/blank.js';
+import type { MemoryStore, StoreEvent } from '../store/memory.js';
+
+export const DEFAULT_HEARTBEAT_PERIOD_MS = 2000;
+export const DEFAULT_GRACE_FACTOR = 2.5;
+export const DEFAULT_ASSIGNMENT_BATCH_MS = 20;
+const MAX_STATUS_BATCH = 200;
+
+export interface DispatcherOptions {
+  store: MemoryStore;
+  /** Whether this manager leads; calls on a follower fail with UNAVAILABLE. Default: always. */
+  isLeader?: () => boolean;
+  /** The managers an agent may fail over to (sent in every SessionMessage). */
+  managers?: () => WeightedPeer[];
+  /** The cluster's root CA certificate, sent to agents so they learn of a rotation. */
+  rootCaPem?: () => string;
+  heartbeatPeriodMs?: number;
+  /** A node is DOWN after heartbeatPeriodMs × graceFactor without a heartbeat. */
+  graceFactor?: number;
+  /** How long store changes are collected into one INCREMENTAL message. */
+  assignmentBatchMs?: number;
+  log?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+interface NodeSession {
+  id: string;
+  nodeId: string;
+  expiry: NodeJS.Timeout;
+  /** Ends the session's open streams (Session and Assignments). */
+  closers: Set<() => void>;
+}
+
+/** Tasks an agent is told about: assigned to it, placed (ASSIGNED or later), not yet orphaned. */
+function isAssignment(task: Task, nodeId: string): boolean {
+  return (
+    task.nodeId === nodeId &&
+    TaskStateNumber[task.desiredState] <= TaskStateNumber.REMOVE &&
+    TaskStateNumber[task.status?.state ?? 'NEW'] >= TaskStateNumber.ASSIGNED
+  );
+}
+
+/** True when two versions of a task differ in more than the status (and store metadata). */
+function differsBeyondStatus(a: Task, b: Task): boolean {
+  const strip = (t: Task) => Buffer.from(Task.encode({ ...t, status: null, meta: null }));
+  return !strip(a).equals(strip(b));
+}
+
+function peerHost(peer: string): string {
+  // grpc-js peers look like "127.0.0.1:5000" or "[::1]:5000".
+  const m = /^\[?(.*?)\]?:\d+$/.exec(peer);
+  return m ? m[1]! : peer;
+}
+
+function grpcError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/** Serve it with `server.addService(DispatcherService, dispatcher.handlers())`. */
+export class Dispatcher {
+  private readonly sessions = new Map<string, NodeSession>();
+  private stopped = false;
+
+  constructor(private readonly options: DispatcherOptions) {}
+
+  /** The grpc-js implementation of the Dispatcher service. */
+  handlers(): DispatcherHandlers {
+    return { session: this.session, heartbeat: this.heartbeat, assignments: this.assignments, updateTaskStatus: this.updateTaskStatus };
+  }
+
+  get heartbeatPeriodMs(): number {
+    return this.options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS;
+  }
+
+  private get expiryMs(): number {
+    return this.heartbeatPeriodMs * (this.options.graceFactor ?? DEFAULT_GRACE_FACTOR);
+  }
+
+  private log(message: string, fields: Record<string, unknown>): void {
+    this.options.log?.(message, fields);
+  }
+
+  /** Ends every session and stream, without marking nodes DOWN (a new leader takes over). */
+  stop(): void {
+    this.stopped = true;
+    for (const s of [...this.sessions.values()]) this.dropSession(s);
+  }
+
+  /** Who is calling, or the reason the call may not proceed. */
+  private caller(call: Parameters<typeof callerIdentity>[0]): string | grpc.ServiceError {
+    if (this.stopped || !(this.options.isLeader?.() ?? true)) return grpcError(grpc.status.UNAVAILABLE, 'not the leader');
+    const identity = callerIdentity(call);
+    if (!identity) return grpcError(grpc.status.UNAUTHENTICATED, 'a node certificate is required');
+    if (!this.options.store.get('nodes', identity.nodeId)) return grpcError(grpc.status.NOT_FOUND, `node ${identity.nodeId} is not part of the cluster`);
+    return identity.nodeId;
+  }
+
+  private validSession(nodeId: string, sessionId: string): NodeSession | grpc.ServiceError {
+    const s = this.sessions.get(nodeId);
+    if (!s || s.id !== sessionId) return grpcError(grpc.status.NOT_FOUND, `session ${JSON.stringify(sessionId)} of node ${nodeId} is not open: open a new one`);
+    return s;
+  }
+
+  private dropSession(s: NodeSession): void {
+    clearTimeout(s.expiry);
+    if (this.sessions.get(s.nodeId) === s) this.sessions.delete(s.nodeId);
+    for (const close of [...s.closers]) close();
+    s.closers.clear();
+  }
+
+  private armExpiry(s: NodeSession): void {
+    clearTimeout(s.expiry);
+    s.expiry = setTimeout(() => this.expire(s), this.expiryMs);
+  }
+
+  private expire(s: NodeSession): void {
+    if (this.sessions.get(s.nodeId) !== s) return;
+    this.log('node missed its heartbeat: marking it down', { node: s.nodeId, session: s.id });
+    this.dropSession(s);
+    this.setNodeStatus(s.nodeId, { state: 'DOWN', message: 'heartbeat failure' }).catch((err: unknown) =>
+      this.log('could not mark node down', { node: s.nodeId, error: String(err) }),
+    );
+  }
+
+  private async setNodeStatus(nodeId: string, status: Partial<NodeStatus>, description?: SessionRequest['description']): Promise<Node | undefined> {
+    return this.options.store.update((tx) => {
+      const current = tx.get('nodes', nodeId);
+      if (!current) return undefined;
+      const node = copy(Node, current);
+      node.status = { ...blank(NodeStatus), ...node.status, ...status };
+      if (description) node.description = description;
+      tx.update('nodes', node);
+      return node;
+    });
+  }
+
+  // ---- Session ------------------------------------------------------------------------------
+
+  session: grpc.handleServerStreamingCall<SessionRequest, SessionMessage> = (call) => {
+    const nodeId = this.caller(call);
+    if (typeof nodeId !== 'string') {
+      call.emit('error', nodeId);
+      return;
+    }
+    const old = this.sessions.get(nodeId);
+    if (old) this.dropSession(old); // one session per node: a reconnect replaces the old one
+    const s: NodeSession = { id: randomUUID(), nodeId, expiry: setTimeout(() => undefined, 0), closers: new Set() };
+    this.sessions.set(nodeId, s);
+    this.armExpiry(s);
+    const close = () => call.end();
+    s.closers.add(close);
+    // A closed stream does not end the session: only a missed heartbeat marks the node DOWN, so a
+    // quick reconnect (or a failover to this manager) does not flap it.
+    call.on('cancelled', () => s.closers.delete(close));
+    const addr = peerHost(call.getPeer());
+    this.setNodeStatus(nodeId, { state: 'READY', message: '', addr }, call.request.description ?? undefined).then(
+      (node) => {
+        if (!s.closers.has(close)) return;
+        call.write({ sessionId: s.id, node: node ?? null, managers: this.options.managers?.() ?? [], rootCaPem: this.options.rootCaPem?.() ?? '' });
+        this.log('session opened', { node: nodeId, session: s.id, addr });
+      },
+      (err: unknown) => {
+        this.dropSession(s);
+        call.emit('error', grpcError(grpc.status.UNAVAILABLE, `could not register node ${nodeId}: ${String(err)}`));
+      },
+    );
+  };
+
+  // ---- Heartbeat ----------------------------------------------------------------------------
+
+  heartbeat: grpc.handleUnaryCall<HeartbeatRequest, HeartbeatResponse> = (call, callback) => {
+    const nodeId = this.caller(call);
+    if (typeof nodeId !== 'string') return callback(nodeId);
+    const s = this.validSession(nodeId, call.request.sessionId);
+    if (!('id' in s)) return callback(s);
+    this.armExpiry(s);
+    callback(null, { periodMs: this.heartbeatPeriodMs });
+  };
+
+  // ---- Assignments --------------------------------------------------------------------------
+
+  assignments: grpc.handleServerStreamingCall<AssignmentsRequest, AssignmentsMessage> = (call) => {
+    const nodeId = this.caller(call);
+    if (typeof nodeId !== 'string') {
+      call.emit('error', nodeId);
+      return;
+    }
+    const s = this.validSession(nodeId, call.request.sessionId);
+    if (!('id' in s)) {
+      call.emit('error', s);
+      return;
+    }
+    const store = this.options.store;
+    const batchMs = this.options.assignmentBatchMs ?? DEFAULT_ASSIGNMENT_BATCH_MS;
+    const sent = new Set<string>(); // tasks the agent has now
+    let pending = new Map<string, AssignmentChange>();
+    let timer: NodeJS.Timeout | undefined;
+    let sequence = 0;
+    let version = '';
+    const nextVersion = () => `${s.id}/${++sequence}`;
+
+    const sendComplete = () => {
+      pending = new Map();
+      sent.clear();
+      const changes: AssignmentChange[] = [];
+      for (const task of store.find('tasks', 'node', nodeId)) {
+        if (!isAssignment(task, nodeId)) continue;
+        sent.add(task.id);
+        changes.push({ action: 'UPDATE', task });
+      }
+      const resultsIn = nextVersion();
+      call.write({ type: 'COMPLETE', appliesTo: '', resultsIn, changes });
+      version = resultsIn;
+    };
+    const flush = () => {
+      timer = undefined;
+      if (pending.size === 0) return;
+      const changes = [...pending.values()];
+      pending = new Map();
+      const resultsIn = nextVersion();
+      call.write({ type: 'INCREMENTAL', appliesTo: version, resultsIn, changes });
+      version = resultsIn;
+    };
+    const queue = (change: AssignmentChange, id: string) => {
+      pending.set(id, change);
+      timer ??= setTimeout(flush, batchMs);
+    };
+    const onChange = (ev: StoreEvent) => {
+      if (ev.table !== 'tasks') return;
+      const task = ev.object as Task;
+      const old = ev.old as Task | undefined;
+      const wanted = ev.kind !== 'remove' && isAssignment(task, nodeId);
+      if (wanted) {
+        // The agent's own status reports come back as updates: don't echo them.
+        if (sent.has(task.id) && old && !differsBeyondStatus(old, task)) return;
+        sent.add(task.id);
+        queue({ action: 'UPDATE', task }, task.id);
+      } else if (sent.has(task.id)) {
+        sent.delete(task.id);
+        queue({ action: 'REMOVE', task }, task.id);
+      }
+    };
+    const onRestore = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      sendComplete();
+    };
+    let closed = false;
+    const cleanup = () => {
+      if (closed) return;
+      closed = true;
+      if (timer) clearTimeout(timer);
+      store.off('change', onChange);
+      store.off('restore', onRestore);
+      s.closers.delete(close);
+    };
+    const close = () => {
+      cleanup();
+      call.end();
+    };
+    s.closers.add(close);
+    call.on('cancelled', cleanup);
+    call.on('error', cleanup);
+    // Subscribe and read in the same tick: no change can fall between the set and the increments.
+    store.on('change', onChange);
+    store.on('restore', onRestore);
+    sendComplete();
+  };
+
+  // ---- UpdateTaskStatus ---------------------------------------------------------------------
+
+  updateTaskStatus: grpc.handleUnaryCall<UpdateTaskStatusRequest, UpdateTaskStatusResponse> = (call, callback) => {
+    const nodeId = this.caller(call);
+    if (typeof nodeId !== 'string') return callback(nodeId);
+    const s = this.validSession(nodeId, call.request.sessionId);
+    if (!('id' in s)) return callback(s);
+    this.applyStatuses(nodeId, call.request.updates).then(
+      () => callback(null, {}),
+      (err: unknown) => callback(grpcError(grpc.status.UNAVAILABLE, `could not record task status: ${String(err)}`)),
+    );
+  };
+
+  private async applyStatuses(nodeId: string, updates: UpdateTaskStatusRequest['updates']): Promise<void> {
+    for (let i = 0; i < updates.length; i += MAX_STATUS_BATCH) {
+      const batch = updates.slice(i, i + MAX_STATUS_BATCH);
+      await this.options.store.update((tx) => {
+        for (const u of batch) {
+          if (!u.status) continue;
+          const current = tx.get('tasks', u.taskId);
+          // Unknown tasks (removed meanwhile) are ignored; another node's tasks are not the caller's to report.
+          if (!current) continue;
+          if (current.nodeId !== nodeId) {
+            this.log('ignoring status for a task of another node', { node: nodeId, task: u.taskId, owner: current.nodeId });
+            continue;
+          }
+          const have: TaskState = current.status?.state ?? 'NEW';
+          if (TaskStateNumber[u.status.state] < TaskStateNumber[have]) continue; // observed state only moves forward
+          const task = copy(Task, current);
+          task.status = u.status;
+          tx.update('tasks', task);
+        }
+      });
+    }
+  }
+}
