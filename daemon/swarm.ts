@@ -11,6 +11,7 @@ import { clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from '../manager/c
 import { MembershipClient, type JoinRaftResponse } from '../proto/gen/membership.js';
 import type { Logger } from '../util/log.js';
 import { requestNodeCertificate } from './join.js';
+import { Agent } from '../agent/agent.js';
 
 export interface SwarmState {
   nodeId: string;
@@ -34,14 +35,23 @@ export class SwarmError extends Error {
 export class Swarm {
   state: SwarmState | null = null;
   manager: Manager | null = null;
+  agent: Agent | null = null;
   private readonly dir: string;
 
   constructor(
-    dataRoot: string,
+    private readonly dataRoot: string,
     private readonly log: Logger,
     private readonly tickMs?: number,
   ) {
     this.dir = join(dataRoot, 'swarm');
+  }
+
+  /** Every node runs the agent, managers included, talking to the managers it knows. */
+  private async startAgent(): Promise<void> {
+    const s = this.state!;
+    const managers = s.role === 'manager' ? [s.advertiseAddr, ...s.managers.filter((m) => m !== s.advertiseAddr)] : s.managers;
+    this.agent = new Agent({ dataRoot: this.dataRoot, managers, certs: this.certs(), log: this.log.child('agent') });
+    await this.agent.start();
   }
 
   private path(name: string): string {
@@ -70,6 +80,7 @@ export class Swarm {
     if (!existsSync(this.path('state.json'))) return;
     this.state = JSON.parse(readFileSync(this.path('state.json'), 'utf8')) as SwarmState;
     if (this.state.role === 'manager') await this.startManager({});
+    await this.startAgent();
   }
 
   private async startManager(extra: { bootstrap?: RootCA; join?: { id: number; addr: string }[] }): Promise<void> {
@@ -108,6 +119,7 @@ export class Swarm {
     this.save({ nodeId, role: 'manager', raftId: newRaftId(), listenAddr: opts.listenAddr, advertiseAddr, hostname: osHostname(), managers: [advertiseAddr] }, { ca: ca.certPem, cert, key: keyPem });
     await this.startManager({ bootstrap: ca });
     const cluster = await this.waitForCluster();
+    await this.startAgent();
     return { nodeId, clusterId: cluster.id, workerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.worker), managerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.manager) };
   }
 
@@ -140,10 +152,13 @@ export class Swarm {
     }
     this.save({ nodeId: res.nodeId, role, raftId, listenAddr: opts.listenAddr, advertiseAddr, hostname: osHostname(), managers: res.managerAddrs }, certs);
     if (role === 'manager') await this.startManager({ join: members });
+    await this.startAgent();
     return { nodeId: res.nodeId, role: res.role === 'MANAGER' ? 'MANAGER' : 'WORKER' };
   }
 
   async stop(): Promise<void> {
+    await this.agent?.stop();
+    this.agent = null;
     await this.manager?.stop();
     this.manager = null;
   }

@@ -20,6 +20,8 @@ import { Allocator } from './allocator/index.js';
 import { defaultIngressNetwork } from './allocator/network.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Scheduler } from './scheduler/index.js';
+import { Dispatcher } from './dispatcher/dispatcher.js';
+import { DispatcherService } from '../proto/gen/dispatcher.js';
 import { MembershipService, type MembershipHandlers } from '../proto/gen/membership.js';
 import { Annotations, Cluster, ClusterSpec, JoinTokens, ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus, RootCA as RootCAObject } from '../proto/gen/objects.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -39,6 +41,8 @@ export interface ManagerConfig {
   /** A manager joining an existing cluster: the members it was told of. */
   join?: Member[];
   tickMs?: number;
+  /** Agents' heartbeat period (a silent node is DOWN after 2.5 periods). */
+  heartbeatPeriodMs?: number;
   log?: Logger;
 }
 
@@ -59,6 +63,7 @@ export class Manager {
   private reconcilers: { allocator: Allocator; orchestrator: Orchestrator; scheduler: Scheduler } | null = null;
   private leadershipChain: Promise<void> = Promise.resolve();
   private caCache: { pem: string; ca: RootCA } | null = null;
+  private dispatcher!: Dispatcher;
   port = 0;
 
   private constructor(readonly config: ManagerConfig) {
@@ -117,6 +122,15 @@ export class Manager {
       canWrite: () => this.raft.isLeader,
     });
     this.server.addService(MembershipService, this.membershipHandlers());
+    this.dispatcher = new Dispatcher({
+      store: this.store,
+      isLeader: () => this.raft?.isLeader ?? false,
+      managers: () => this.raft.memberList().map((m) => ({ nodeId: '', addr: m.addr, weight: 1 })),
+      rootCaPem: () => this.rootCA().certPem,
+      heartbeatPeriodMs: this.config.heartbeatPeriodMs,
+      log: (message, fields) => this.log.debug(message, fields),
+    });
+    this.server.addService(DispatcherService, this.dispatcher.handlers());
     this.port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.config.listenAddr, clusterServerCredentials(this.certs), (err, p) => (err ? reject(new Error(`cannot listen on ${this.config.listenAddr}: ${err.message}`)) : resolve(p))),
     );
@@ -145,6 +159,7 @@ export class Manager {
         this.store.abortPending(new NotLeaderError(lead));
         const r = this.reconcilers;
         this.reconcilers = null;
+        this.dispatcher.stop();
         r.allocator.stop();
         await r.orchestrator.stop();
         await r.scheduler.stop();
@@ -259,6 +274,7 @@ export class Manager {
       await r.orchestrator.stop();
       await r.scheduler.stop();
     }
+    this.dispatcher.stop();
     await this.raft.stop();
     await this.transport.close();
     this.server.forceShutdown();

@@ -13,7 +13,7 @@ function shoal(socket: string, ...args: string[]) {
   return spawnSync(`${repo}bin/shoal`, ['-H', `unix://${socket}`, ...args], { encoding: 'utf8' });
 }
 
-test('init, join as worker and as manager, node ls on both managers; bad tokens are refused', async (t) => {
+test('init, join as worker and as manager, node ls on both managers, Ready nodes and a dead one Down; bad tokens are refused', async (t) => {
   const lab = new Lab(testLabName('swarm'));
   const daemons: ChildProcess[] = [];
   t.after(async () => {
@@ -51,9 +51,15 @@ test('init, join as worker and as manager, node ls on both managers; bad tokens 
   assert.deepEqual(rows('h1'), ['h1 Leader', 'h2', 'h3 Reachable']);
   await waitFor('the second manager to see all three nodes', () => rows('h3').length === 3);
   assert.deepEqual(rows('h3'), ['h1 Leader', 'h2', 'h3 Reachable']);
+  // Every node's agent holds a session: all three are Ready.
+  const status = (h: string) => shoal(sock(h), 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}').stdout.trim().split('\n').sort();
+  await waitFor('every node Ready', () => status('h1').join() === 'h1 Ready,h2 Ready,h3 Ready');
   const onWorker = shoal(sock('h2'), 'node', 'ls');
   assert.notEqual(onWorker.status, 0);
   assert.match(onWorker.stderr, /not a swarm manager/);
   const again = shoal(sock('h1'), 'swarm', 'init');
   assert.match(again.stderr, /already part of a swarm/);
+  // A worker whose shoald dies stops heartbeating and is seen Down.
+  daemons[1]!.kill('SIGKILL');
+  await waitFor('h2 to be seen Down', () => status('h1').join() === 'h1 Ready,h2 Down,h3 Ready');
 });
