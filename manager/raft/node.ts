@@ -379,7 +379,9 @@ export class RaftNode extends EventEmitter {
       await this.storage.saveSnapshot(rd.snapshot);
       this.installSnapshot(rd.snapshot);
     }
-    await this.storage.save(rd.hardState ?? null, rd.entries);
+    // A Ready that only advances the commit index needs no write: commit is recoverable from the
+    // leader, and an fsync here would sit on every proposal's path (etcd's mustSync rule).
+    if (rd.mustSync || rd.entries.length > 0) await this.storage.save(rd.hardState ?? null, rd.entries);
     this.transport.send(rd.messages);
     for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) {
