@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MemoryStore, type Proposer } from './store/memory.js';
 import { blank } from './store/blank.js';
-import { RaftNode, NotLeaderError, type Member } from './raft/node.js';
+import { RaftNode, NotLeaderError, linkedTransport, type Member } from './raft/node.js';
 import { RaftTransport } from './raft/transport/index.js';
 import { NONE } from './raft/types.js';
 import { RootCA, type NodeRole } from './ca/ca.js';
@@ -90,13 +90,10 @@ export class Manager {
 
   private async open(): Promise<void> {
     let raft: RaftNode | null = null;
-    this.transport = new RaftTransport({
+    this.transport = linkedTransport(() => raft, {
       id: this.config.raftId,
       channelCredentials: clusterChannelCredentials(this.config.certs.ca, this.config.certs.cert, this.config.certs.key),
       channelOptions: MANAGER_CHANNEL_OPTIONS,
-      onMessage: (m) => raft?.step(m),
-      onUnreachable: (id) => raft?.reportUnreachable(id),
-      onSnapshotStatus: (id, ok) => raft?.reportSnapshot(id, ok),
       log: (e) => this.log.debug('raft transport', e),
     });
     this.server = new grpc.Server({

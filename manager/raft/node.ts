@@ -23,7 +23,7 @@ import {
   type Ready,
 } from './core/index.js';
 import { DiskStorage } from './storage/index.js';
-import { RaftTransport } from './transport/index.js';
+import { RaftTransport, type RaftTransportOptions } from './transport/index.js';
 import { EntryType, NONE, type ConfState, type Entry, type NodeId, type Snapshot } from './types.js';
 
 /** What the node replicates: the manager's store. apply() must be deterministic. */
@@ -59,6 +59,19 @@ export interface RaftNodeOptions {
   seed?: number;
   /** Called when the loop meets an error it cannot recover from (a failed fsync): stop the node. */
   onFatal?: (err: Error) => void;
+}
+
+/**
+ * A transport whose deliveries go to the node `node()` returns. The transport must exist before
+ * the node (the node is opened with it), so the link is made through this late lookup.
+ */
+export function linkedTransport(node: () => RaftNode | null, opts: Omit<RaftTransportOptions, 'onMessage' | 'onUnreachable' | 'onSnapshotStatus'>): RaftTransport {
+  return new RaftTransport({
+    ...opts,
+    onMessage: (m) => node()?.step(m),
+    onUnreachable: (id) => node()?.reportUnreachable(id),
+    onSnapshotStatus: (id, ok) => node()?.reportSnapshot(id, ok),
+  });
 }
 
 export class NotLeaderError extends Error {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { RaftNode, NotLeaderError, type StateMachine } from '../../../manager/raft/node.js';
+import { RaftNode, linkedTransport, NotLeaderError, type StateMachine } from '../../../manager/raft/node.js';
 import { RaftTransport } from '../../../manager/raft/transport/index.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -37,13 +37,10 @@ interface Member {
 
 async function startMember(id: number, dir: string, port: number, bootstrap: boolean, snapshotInterval = 10_000, join: { id: number; addr: string }[] = []): Promise<Member> {
   let node: RaftNode | null = null;
-  const transport = new RaftTransport({
+  const transport = linkedTransport(() => node, {
     id,
     channelCredentials: grpc.credentials.createInsecure(),
     serverCredentials: grpc.ServerCredentials.createInsecure(),
-    onMessage: (m) => node?.step(m),
-    onUnreachable: (peer) => node?.reportUnreachable(peer),
-    onSnapshotStatus: (peer, ok) => node?.reportSnapshot(peer, ok),
     backoffInitialMs: 20,
     backoffMaxMs: 200,
   });

@@ -9,22 +9,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../../support/wait.js';
 import { MemberProcess, foundCluster, freePortPair, http, type Status } from './cluster.js';
+import { mulberry32 as prng } from '../../support/prng.js';
 
 const SEED = 0x5e0a1;
 const ROUNDS = 6;
 const WRITERS = 4;
 
-/** mulberry32: a small seeded PRNG, so the kill order is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function statusOrNull(m: MemberProcess): Promise<Status | null> {
   if (!m.running) return null;

@@ -15,8 +15,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { RaftNode, NotLeaderError, type Member, type StateMachine } from '../../../manager/raft/node.js';
-import { RaftTransport } from '../../../manager/raft/transport/index.js';
+import { RaftNode, linkedTransport, NotLeaderError, type Member, type StateMachine } from '../../../manager/raft/node.js';
 
 const API_PORT_OFFSET = 1000;
 
@@ -86,13 +85,10 @@ async function main(): Promise<void> {
   if (!Number.isInteger(apiPort) || apiPort <= 0) throw new Error(`bad --api-port "${values['api-port']}"`);
 
   let node: RaftNode | null = null;
-  const transport = new RaftTransport({
+  const transport = linkedTransport(() => node, {
     id,
     channelCredentials: grpc.credentials.createInsecure(),
     serverCredentials: grpc.ServerCredentials.createInsecure(),
-    onMessage: (m) => node?.step(m),
-    onUnreachable: (peer) => node?.reportUnreachable(peer),
-    onSnapshotStatus: (peer, ok) => node?.reportSnapshot(peer, ok),
     backoffInitialMs: 20,
     backoffMaxMs: 200,
   });
