@@ -49,7 +49,9 @@ export class Swarm {
   /** Every node runs the agent, managers included, talking to the managers it knows. */
   private async startAgent(): Promise<void> {
     const s = this.state!;
-    const managers = s.role === 'manager' ? [s.advertiseAddr, ...s.managers.filter((m) => m !== s.advertiseAddr)] : s.managers;
+    // A manager's agent knows every member from its own Raft log, not just those it joined with.
+    const known = [...(this.manager?.raft.memberList().map((m) => m.addr) ?? []), ...s.managers];
+    const managers = [...new Set(s.role === 'manager' ? [s.advertiseAddr, ...known] : known)];
     this.agent = new Agent({ dataRoot: this.dataRoot, managers, certs: this.certs(), log: this.log.child('agent') });
     await this.agent.start();
   }

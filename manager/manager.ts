@@ -64,6 +64,7 @@ export class Manager {
   private leadershipChain: Promise<void> = Promise.resolve();
   private caCache: { pem: string; ca: RootCA } | null = null;
   private dispatcher!: Dispatcher;
+  private reachabilityTimer: NodeJS.Timeout | null = null;
   port = 0;
 
   private constructor(readonly config: ManagerConfig) {
@@ -123,6 +124,7 @@ export class Manager {
       store: this.store,
       isLeader: () => this.raft?.isLeader ?? false,
       managers: () => this.raft.memberList().map((m) => ({ nodeId: '', addr: m.addr, weight: 1 })),
+      leaderAddr: () => this.raft.memberList().find((m) => m.id === this.raft.leader)?.addr,
       rootCaPem: () => this.rootCA().certPem,
       heartbeatPeriodMs: this.config.heartbeatPeriodMs,
       log: (message, fields) => this.log.debug(message, fields),
@@ -156,6 +158,7 @@ export class Manager {
         this.store.abortPending(new NotLeaderError(lead));
         const r = this.reconcilers;
         this.reconcilers = null;
+        this.stopReachability();
         this.dispatcher.stop();
         r.allocator.stop();
         await r.orchestrator.stop();
@@ -174,6 +177,10 @@ export class Manager {
     const orchestrator = new Orchestrator(this.store, { logger: this.log.child('orchestrator'), allocatorRuns: true });
     const scheduler = new Scheduler(this.store, { logger: this.log.child('scheduler') });
     this.reconcilers = { allocator, orchestrator, scheduler };
+    this.dispatcher.start();
+    this.reachabilityTimer = setInterval(() => {
+      this.updateReachability().catch((e: unknown) => this.log.debug('reachability update failed', { error: e as Error }));
+    }, 1000);
     await allocator.start();
     orchestrator.start();
     scheduler.start();
@@ -212,6 +219,32 @@ export class Manager {
         }),
       );
       tx.create('networks', defaultIngressNetwork(newRaftId().toString(36)));
+    });
+  }
+
+  private stopReachability(): void {
+    if (this.reachabilityTimer) clearInterval(this.reachabilityTimer);
+    this.reachabilityTimer = null;
+  }
+
+  /** The leader records which managers answer Raft, so `node ls` anywhere shows Unreachable ones. */
+  private async updateReachability(): Promise<void> {
+    const active = this.raft.activePeers();
+    if (active.size === 0) return;
+    const changed = this.store.all('nodes').filter((n) => {
+      const raftId = n.managerStatus?.raftId;
+      if (!raftId || !active.has(raftId)) return false;
+      const want = active.get(raftId) ? 'REACHABLE' : 'UNREACHABLE';
+      return n.managerStatus!.reachability !== want;
+    });
+    if (changed.length === 0) return;
+    await this.store.update((tx) => {
+      for (const n of changed) {
+        const cur = tx.get('nodes', n.id);
+        if (!cur?.managerStatus) continue;
+        const want = active.get(cur.managerStatus.raftId) ? 'REACHABLE' : 'UNREACHABLE';
+        tx.update('nodes', { ...cur, managerStatus: { ...cur.managerStatus, reachability: want } });
+      }
     });
   }
 
@@ -271,6 +304,7 @@ export class Manager {
       await r.orchestrator.stop();
       await r.scheduler.stop();
     }
+    this.stopReachability();
     this.dispatcher.stop();
     await this.raft.stop();
     await this.transport.close();

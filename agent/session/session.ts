@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/dispatcher.js';
 import type { NodeDescription } from '../../proto/gen/objects.js';
+import { LEADER_ADDR_METADATA } from '../../proto/metadata.js';
 
 /** What the session drives: agent/worker's Worker fits. */
 export interface AssignmentsConsumer {
@@ -92,6 +93,14 @@ export class AgentSession {
       } catch (err) {
         if (this.stopped) break;
         this.log('session with manager ended', { manager, error: err instanceof Error ? err.message : String(err) });
+        // A follower names the leader: go there next, even if no session message listed it yet.
+        const leader = (err as Partial<grpc.ServiceError>).metadata?.get(LEADER_ADDR_METADATA)[0];
+        if (typeof leader === 'string' && leader) {
+          if (!this.options.managers.includes(leader)) this.options.managers.push(leader);
+          next = this.options.managers.indexOf(leader);
+          await this.sleep(base);
+          continue;
+        }
       }
       if (this.stopped) break;
       // A session that was up ends with a retry of the same manager first; a failed connect moves on.
@@ -134,6 +143,8 @@ export class AgentSession {
         firstMessageTimer = setTimeout(() => fail(new Error(`no session from manager ${manager} within ${this.callTimeoutMs} ms`)), this.callTimeoutMs);
         let sessionId = '';
         session.on('data', (message: SessionMessage) => {
+          // Learn the managers the cluster has now, so a failover can reach ones that joined later.
+          for (const peer of message.managers) if (peer.addr && !this.options.managers.includes(peer.addr)) this.options.managers.push(peer.addr);
           this.options.onSession?.(message, manager);
           if (sessionId) return; // later messages only carry updates (managers list, root CA)
           clearTimeout(firstMessageTimer);

@@ -5,6 +5,7 @@ import { UsageError, type FlagSpec, type FlagValues } from '../../util/flags.js'
 import type { Command, CommandContext } from '../../util/command.js';
 import { Lab } from './lab.js';
 import { DEFAULT_LAB, DEFAULT_SUBNET } from './layout.js';
+import { cli as shoalCli, formCluster, killDaemon, startDaemon } from './cluster.js';
 
 const nameFlag: FlagSpec = {
   name: 'name',
@@ -29,6 +30,7 @@ const up: Command = {
   usage: '--hosts N [--subnet CIDR] [--name LAB]',
   flags: [
     { name: 'hosts', kind: 'int', valueName: 'N', description: 'Number of hosts' },
+    { name: 'managers', kind: 'int', valueName: 'M', description: 'Also run shoald on every host and form a cluster: h1..hM managers, the rest workers' },
     { name: 'subnet', kind: 'string', valueName: 'CIDR', description: 'Underlay subnet; host hI gets its I-th address, the last usable one is kept for a registry', default: DEFAULT_SUBNET },
     nameFlag,
   ],
@@ -36,7 +38,9 @@ const up: Command = {
   run: async (ctx) => {
     const hosts = ctx.flags.hosts;
     if (typeof hosts !== 'number') throw new UsageError(`"lab up" requires --hosts N.\nSee 'lab up --help'.`);
-    const { layout } = await openLab(ctx).up({ hosts, subnet: ctx.flags.subnet as string });
+    const lab = openLab(ctx);
+    const { layout } = await lab.up({ hosts, subnet: ctx.flags.subnet as string });
+    if (typeof ctx.flags.managers === 'number') await formCluster(lab, ctx.flags.managers, (line) => ctx.err.write(line + '\n'));
     for (const h of layout.hosts) ctx.out.write(`${h.name}\t${h.address}\n`);
   },
 };
@@ -96,12 +100,55 @@ const down: Command = {
   },
 };
 
+const hostArg = (ctx: CommandContext): string => ctx.args[0]!;
+
+const cliCmd: Command = {
+  name: 'cli',
+  summary: "Run the shoal CLI against a host's daemon",
+  usage: '[--name LAB] HOST [--] SHOAL-ARGS...',
+  flags: [nameFlag],
+  passThrough: true,
+  minArgs: 1,
+  run: (ctx) => {
+    const rest = ctx.args.slice(1);
+    const r = shoalCli(openLab(ctx), hostArg(ctx), rest[0] === '--' ? rest.slice(1) : rest);
+    ctx.out.write(r.stdout);
+    ctx.err.write(r.stderr);
+    return r.status ?? 1;
+  },
+};
+
+const kill: Command = {
+  name: 'kill',
+  summary: "Send SIGKILL to a host's shoald",
+  usage: '[--name LAB] HOST',
+  flags: [nameFlag],
+  minArgs: 1,
+  maxArgs: 1,
+  run: async (ctx) => {
+    await killDaemon(openLab(ctx), hostArg(ctx));
+  },
+};
+
+const start: Command = {
+  name: 'start',
+  summary: "Start a host's shoald again, with its data intact",
+  usage: '[--name LAB] HOST',
+  flags: [nameFlag],
+  minArgs: 1,
+  maxArgs: 1,
+  run: async (ctx) => {
+    const pid = await startDaemon(openLab(ctx), hostArg(ctx));
+    ctx.out.write(`shoald on ${hostArg(ctx)}: pid ${pid}\n`);
+  },
+};
+
 export const root: Command = {
   name: 'lab',
   summary: "shoal's lab: a sealed world of hosts on this machine, for testing cross-host behaviour for real",
   usage: '[--name LAB] COMMAND',
   flags: [nameFlag],
-  subcommands: [up, exec, status, down],
+  subcommands: [up, exec, cliCmd, kill, start, status, down],
 };
 
 /** Waits for `child` and turns its end into an exit code (128 + signal, like a shell). */

@@ -13,6 +13,7 @@
 // Docker's dispatcher asks for 5 s and allows that period plus a little; we ask for beats more
 // often so that a dead node is seen DOWN within 5 s while a node that misses one beat (a GC pause,
 // a lost packet) is not flapped.
+import { LEADER_ADDR_METADATA } from '../../proto/metadata.js';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type {
@@ -44,6 +45,8 @@ export interface DispatcherOptions {
   isLeader?: () => boolean;
   /** The managers an agent may fail over to (sent in every SessionMessage). */
   managers?: () => WeightedPeer[];
+  /** The leader's address, if known: a follower's refusal names it so the agent goes there next. */
+  leaderAddr?: () => string | undefined;
   /** The cluster's root CA certificate, sent to agents so they learn of a rotation. */
   rootCaPem?: () => string;
   heartbeatPeriodMs?: number;
@@ -111,15 +114,43 @@ export class Dispatcher {
     this.options.log?.(message, fields);
   }
 
+  private readonly adoptTimers = new Set<NodeJS.Timeout>();
+
+  /**
+   * On becoming leader: serve again, and give every node the store says is READY one grace
+   * period to open a session here; one that does not (its agent died with the old leader, say)
+   * is marked DOWN.
+   */
+  start(): void {
+    this.stopped = false;
+    for (const n of this.options.store.all('nodes')) {
+      if (n.status?.state !== 'READY' || this.sessions.has(n.id)) continue;
+      const timer = setTimeout(() => {
+        this.adoptTimers.delete(timer);
+        if (this.stopped || this.sessions.has(n.id)) return;
+        this.log('node opened no session with the new leader: marking it down', { node: n.id });
+        this.markDown(n.id).catch((err: unknown) => this.log('could not mark node down', { node: n.id, error: String(err) }));
+      }, this.expiryMs);
+      this.adoptTimers.add(timer);
+    }
+  }
+
   /** Ends every session and stream, without marking nodes DOWN (a new leader takes over). */
   stop(): void {
     this.stopped = true;
+    for (const t of this.adoptTimers) clearTimeout(t);
+    this.adoptTimers.clear();
     for (const s of [...this.sessions.values()]) this.dropSession(s);
   }
 
   /** Who is calling, or the reason the call may not proceed. */
   private caller(call: Parameters<typeof callerIdentity>[0]): string | grpc.ServiceError {
-    if (this.stopped || !(this.options.isLeader?.() ?? true)) return grpcError(grpc.status.UNAVAILABLE, 'not the leader');
+    if (this.stopped || !(this.options.isLeader?.() ?? true)) {
+      const err = grpcError(grpc.status.UNAVAILABLE, 'not the leader');
+      const leader = this.options.leaderAddr?.();
+      if (leader) err.metadata.set(LEADER_ADDR_METADATA, leader);
+      return err;
+    }
     const identity = callerIdentity(call);
     if (!identity) return grpcError(grpc.status.UNAUTHENTICATED, 'a node certificate is required');
     if (!this.options.store.get('nodes', identity.nodeId)) return grpcError(grpc.status.NOT_FOUND, `node ${identity.nodeId} is not part of the cluster`);
@@ -148,15 +179,24 @@ export class Dispatcher {
     if (this.sessions.get(s.nodeId) !== s) return;
     this.log('node missed its heartbeat: marking it down', { node: s.nodeId, session: s.id });
     this.dropSession(s);
-    this.setNodeStatus(s.nodeId, { state: 'DOWN', message: 'heartbeat failure' }).catch((err: unknown) =>
+    this.markDown(s.nodeId).catch((err: unknown) =>
       this.log('could not mark node down', { node: s.nodeId, error: String(err) }),
     );
   }
 
-  private async setNodeStatus(nodeId: string, status: Partial<NodeStatus>, description?: SessionRequest['description']): Promise<Node | undefined> {
+  /**
+   * DOWN after a missed heartbeat, unless the node opened a new session meanwhile. The check runs
+   * inside the transaction because a transaction refused as stale re-runs on fresh state: by then
+   * the node's new session may have written READY, which must not be overwritten.
+   */
+  private markDown(nodeId: string): Promise<Node | undefined> {
+    return this.setNodeStatus(nodeId, { state: 'DOWN', message: 'heartbeat failure' }, undefined, () => !this.sessions.has(nodeId));
+  }
+
+  private async setNodeStatus(nodeId: string, status: Partial<NodeStatus>, description?: SessionRequest['description'], still: () => boolean = () => true): Promise<Node | undefined> {
     return this.options.store.update((tx) => {
       const current = tx.get('nodes', nodeId);
-      if (!current) return undefined;
+      if (!current || !still()) return undefined;
       const node = copy(Node, current);
       node.status = { ...blank(NodeStatus), ...node.status, ...status };
       if (description) node.description = description;

@@ -253,6 +253,14 @@ export class RaftNode extends EventEmitter {
     return [...this.members].map(([id, addr]) => ({ id, addr })).sort((a, b) => a.id - b.id);
   }
 
+  /** Leader only: which members answered within the last election timeout (check-quorum's view). */
+  activePeers(): Map<NodeId, boolean> {
+    const out = new Map<NodeId, boolean>();
+    if (!this.isLeader) return out;
+    for (const [id, p] of this.rawNode.status().progress) out.set(id, id === this.id || p.recentActive);
+    return out;
+  }
+
   voters(): NodeId[] {
     return [...this.confState.voters];
   }

@@ -1,7 +1,7 @@
 // Awaiting conditions instead of sleeping: poll `check` until it returns a truthy value (which is
 // returned), or fail after the deadline naming what was awaited. The deadline is a safety net for
 // hung tests, never an assertion about speed.
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string | (() => string), check: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let lastError: unknown;
   for (;;) {
@@ -12,7 +12,7 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, opts
       lastError = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+      throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 25));
   }

@@ -1,0 +1,85 @@
+// A shoal cluster in the lab: a shoald per host (detached, its pid and log beside the host's
+// socket), `swarm init` on h1, the next hosts joining as managers and the rest as workers.
+// Daemons are run through bin/ as a user would; `down` ends them with the rest of the lab.
+import { spawnSync } from 'node:child_process';
+import { existsSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../../util/command.js';
+import type { Lab } from './lab.js';
+
+/** The checkout (this file runs from dist/deploy/labkit/). */
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+
+const pidFile = (lab: Lab, host: string) => `${lab.host(host).runDir}/shoald.pid`;
+export const logFile = (lab: Lab, host: string) => `${lab.host(host).runDir}/shoald.log`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function daemonPid(lab: Lab, host: string): number | null {
+  if (!existsSync(pidFile(lab, host))) return null;
+  const pid = Number(readFileSync(pidFile(lab, host), 'utf8'));
+  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+}
+
+/** Runs `shoal ARGS` against the host's daemon, capturing its output. */
+export function cli(lab: Lab, host: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(`${repo}bin/shoal`, ['-H', `unix://${lab.host(host).socket}`, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts the host's shoald (keeping its data), and waits until its API answers. */
+export async function startDaemon(lab: Lab, host: string): Promise<number> {
+  const running = daemonPid(lab, host);
+  if (running) return running;
+  const h = lab.host(host);
+  const log = openSync(logFile(lab, host), 'a');
+  const child = lab.spawn(host, [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  const pid = child.pid!;
+  writeFileSync(pidFile(lab, host), String(pid));
+  for (let i = 0; i < 400; i++) {
+    if (!alive(pid)) throw new UserError(`shoald on ${host} exited at start; see ${logFile(lab, host)}`);
+    if (existsSync(h.socket) && cli(lab, host, ['info']).status === 0) return pid;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new UserError(`shoald on ${host} did not answer in time; see ${logFile(lab, host)}`);
+}
+
+/** SIGKILL to the host's shoald, as a crash would. */
+export async function killDaemon(lab: Lab, host: string): Promise<void> {
+  const pid = daemonPid(lab, host);
+  if (!pid) throw new UserError(`no shoald is running on ${host}`);
+  process.kill(pid, 'SIGKILL');
+  while (alive(pid)) await new Promise((r) => setTimeout(r, 20));
+}
+
+function must(r: { status: number | null; stdout: string; stderr: string }, what: string): string {
+  if (r.status !== 0) throw new UserError(`${what} failed: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+/** Starts every host's daemon and forms the cluster: h1..hM managers, the rest workers. */
+export async function formCluster(lab: Lab, managers: number, log: (line: string) => void): Promise<void> {
+  const hosts = lab.layout().hosts;
+  if (managers < 1 || managers > hosts.length) throw new UserError(`--managers must be between 1 and the number of hosts (${hosts.length}), not ${managers}`);
+  await Promise.all(hosts.map((h) => startDaemon(lab, h.name)));
+  const first = hosts[0]!;
+  must(cli(lab, first.name, ['swarm', 'init', '--advertise-addr', first.address]), `swarm init on ${first.name}`);
+  log(`${first.name}: swarm initialized`);
+  const token = (role: string) => must(cli(lab, first.name, ['swarm', 'join-token', '-q', role]), 'swarm join-token').trim();
+  const tokens = { manager: token('manager'), worker: token('worker') };
+  for (const [i, h] of hosts.entries()) {
+    if (i === 0) continue;
+    const role = i < managers ? 'manager' : 'worker';
+    must(cli(lab, h.name, ['swarm', 'join', '--token', tokens[role], '--advertise-addr', h.address, first.address]), `swarm join on ${h.name}`);
+    log(`${h.name}: joined as a ${role}`);
+  }
+}
