@@ -205,6 +205,12 @@ export class Dispatcher {
     });
   }
 
+  /** The task as its agent needs it: each attachment carries its Network (the agent has no store). */
+  private withNetworks(task: Task): Task {
+    if (task.networks.length === 0) return task;
+    return { ...task, networks: task.networks.map((a) => ({ ...a, network: this.options.store.get('networks', a.networkId) ?? null })) };
+  }
+
   // ---- Session ------------------------------------------------------------------------------
 
   session: grpc.handleServerStreamingCall<SessionRequest, SessionMessage> = (call) => {
@@ -277,7 +283,7 @@ export class Dispatcher {
       for (const task of store.find('tasks', 'node', nodeId)) {
         if (!isAssignment(task, nodeId)) continue;
         sent.add(task.id);
-        changes.push({ action: 'UPDATE', task });
+        changes.push({ action: 'UPDATE', task: this.withNetworks(task) });
       }
       const resultsIn = nextVersion();
       call.write({ type: 'COMPLETE', appliesTo: '', resultsIn, changes });
@@ -305,7 +311,7 @@ export class Dispatcher {
         // The agent's own status reports come back as updates: don't echo them.
         if (sent.has(task.id) && old && !differsBeyondStatus(old, task)) return;
         sent.add(task.id);
-        queue({ action: 'UPDATE', task }, task.id);
+        queue({ action: 'UPDATE', task: this.withNetworks(task) }, task.id);
       } else if (sent.has(task.id)) {
         sent.delete(task.id);
         queue({ action: 'REMOVE', task }, task.id);

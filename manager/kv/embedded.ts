@@ -19,7 +19,7 @@ import {
   type SessionOptions,
   type WatchOptions,
   type WatchResult,
-} from './kv.js';
+} from '../../kv/kv.js';
 import {
   normalizePrefix,
   rollUpKeys,
@@ -29,9 +29,9 @@ import {
   validateTimeout,
   validateTtl,
   validateValue,
-} from './keys.js';
+} from '../../kv/keys.js';
 import { KvStateMachine, type KvOp, type KvResult } from './statemachine.js';
-import { ChangeLog, WatchHub } from './watchhub.js';
+import { ChangeLog, WatchHub } from '../../kv/watchhub.js';
 
 /** Gets an op applied to the state machine (through consensus in production) and returns its result. */
 export interface Proposer {

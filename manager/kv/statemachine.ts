@@ -7,7 +7,7 @@
 // expiry loop), so every replica deletes the same keys at the same index.
 //
 // Watches are local to a replica: listeners hear about changed keys after each apply.
-import { KvError, type KvEntry, type SessionInfo } from './kv.js';
+import { KvError, type KvEntry, type SessionInfo } from '../../kv/kv.js';
 import {
   childOf,
   compareKeys,
@@ -18,7 +18,7 @@ import {
   validateSessionId,
   validateTtl,
   validateValue,
-} from './keys.js';
+} from '../../kv/keys.js';
 
 export type KvOp =
   | { type: 'put'; key: string; value: Uint8Array; cas?: number; session?: string }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import { EmbeddedKv, LocalProposer } from '../../../manager/kv/embedded.js';
 import { KvStateMachine } from '../../../manager/kv/statemachine.js';
-import type { Kv } from '../../../manager/kv/kv.js';
+import type { Kv } from '../../../kv/kv.js';
 import { kvSuite } from './suite.js';
 
 test('EmbeddedKv', async (t) => {

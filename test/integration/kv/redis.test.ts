@@ -2,8 +2,8 @@
 // has: expiry cleanup by keyspace notification alone and by the sweeper alone.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RedisKv, parseRedisUrl } from '../../../manager/kv/redis.js';
-import type { Kv } from '../../../manager/kv/kv.js';
+import { RedisKv, parseRedisUrl } from '../../../kv/redis.js';
+import type { Kv } from '../../../kv/kv.js';
 import { startRedisServer } from './redis-server.js';
 import { kvSuite, waitFor } from './suite.js';
 

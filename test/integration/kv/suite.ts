@@ -2,7 +2,7 @@
 // redis.test.ts): whatever serves the peer table, agents see the same semantics.
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { KvError, type Kv, type KvEntry } from '../../../manager/kv/kv.js';
+import { KvError, type Kv, type KvEntry } from '../../../kv/kv.js';
 
 export interface Backend {
   /** A new client on the same store as every other client this backend opened. */

@@ -1,7 +1,7 @@
 // Key rules and directory matching shared by every KV backend.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { childOf, compareKeys, normalizePrefix, rollUpKeys, underPrefix, validateKey, watchMatches } from '../../../manager/kv/keys.js';
+import { childOf, compareKeys, normalizePrefix, rollUpKeys, underPrefix, validateKey, watchMatches } from '../../../kv/keys.js';
 
 test('valid keys pass; each invalid key is refused naming it and the reason', () => {
   for (const key of ['a', 'a/b', 'endpoints/net-1/ep_2', 'a..b', 'ü/ß']) assert.equal(validateKey(key), key);

@@ -1,7 +1,7 @@
 // Blocking-watch plumbing shared by the KV backends.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChangeLog, WatchHub } from '../../../manager/kv/watchhub.js';
+import { ChangeLog, WatchHub } from '../../../kv/watchhub.js';
 
 test('a waiter wakes only for a matching key at a higher index', async () => {
   const hub = new WatchHub();
