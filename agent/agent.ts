@@ -8,13 +8,20 @@ import { Worker } from './worker/worker.js';
 import { BatchingStatusReporter } from './worker/reporter.js';
 import { ImageStoreProvider } from './worker/images.js';
 import { ImageStore } from './runtime/image/store.js';
+import { parseReference } from './runtime/image/reference.js';
 import { RuncRuntime } from './runtime/runc/runtime.js';
 import { clusterCredentials, type NodeCertificates } from './credentials.js';
 import { NodeDescription } from '../proto/gen/objects.js';
 import { version } from '../util/version.js';
 import type { Logger } from '../util/log.js';
 
-export interface AgentOptions {
+/** What the daemon's configuration says about the agent (flags of shoald). */
+export interface AgentSettings {
+  /** Registries (host[:port]) pulled from without TLS verification. */
+  insecureRegistries?: string[];
+}
+
+export interface AgentOptions extends AgentSettings {
   dataRoot: string;
   managers: string[];
   certs: NodeCertificates;
@@ -32,7 +39,10 @@ export class Agent {
     const root = join(this.opts.dataRoot, 'agent');
     const log = (message: string, fields: Record<string, unknown>) => this.opts.log.info(message, fields);
     this.runtime = new RuncRuntime({ root: join(root, 'runtime') });
-    const images = new ImageStoreProvider(new ImageStore(join(root, 'images')));
+    const insecure = new Set(this.opts.insecureRegistries ?? []);
+    const images = new ImageStoreProvider(new ImageStore(join(root, 'images')), {
+      pullOptions: (reference) => ({ insecure: insecure.has(parseReference(reference).registry) }),
+    });
     const reporter = new BatchingStatusReporter(undefined);
     this.worker = new Worker({ dataDir: join(root, 'worker'), runtime: this.runtime, images, reporter, log });
     await this.worker.init();

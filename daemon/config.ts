@@ -13,6 +13,8 @@ export interface DaemonConfig {
   /** host:port of the Prometheus endpoint; empty turns it off. */
   metricsAddr: string;
   logLevel: Level;
+  /** Registries (host:port) pulled from over plain HTTP or unverified TLS, like dockerd's option. */
+  insecureRegistries: string[];
 }
 
 export const daemonFlags: FlagSpec[] = [
@@ -22,6 +24,7 @@ export const daemonFlags: FlagSpec[] = [
   { name: 'listen-addr', kind: 'string', default: '0.0.0.0:2377', description: 'Cluster listen address (host:port)' },
   { name: 'advertise-addr', kind: 'string', default: '', description: 'Address other nodes reach this one at (host:port)' },
   { name: 'metrics-addr', kind: 'string', default: '127.0.0.1:9323', description: 'Address of the Prometheus /metrics endpoint ("" to disable)' },
+  { name: 'insecure-registry', kind: 'list', description: 'Registry (host:port) to pull from without TLS verification (repeatable)' },
   { name: 'log-level', short: 'l', kind: 'string', default: 'info', description: 'Log level (debug, info, warn, error)' },
 ];
 
@@ -45,5 +48,7 @@ export function configFromFlags(flags: FlagValues): DaemonConfig {
   if (advertiseAddr) parseHostPort(advertiseAddr, '--advertise-addr');
   const metricsAddr = String(flags['metrics-addr']);
   if (metricsAddr) parseHostPort(metricsAddr, '--metrics-addr');
-  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel };
+  const insecureRegistries = (flags['insecure-registry'] as string[] | undefined) ?? [];
+  for (const r of insecureRegistries) if (!/^[a-zA-Z0-9.-]+(:\d+)?$/.test(r)) throw new UsageError(`invalid --insecure-registry "${r}": expected host or host:port`);
+  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel, insecureRegistries };
 }

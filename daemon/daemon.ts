@@ -26,7 +26,7 @@ export class Daemon {
     readonly config: DaemonConfig,
     private readonly log: Logger,
   ) {
-    this.swarm = new Swarm(config.dataRoot, log.child('swarm'));
+    this.swarm = new Swarm(config.dataRoot, log.child('swarm'), undefined, { insecureRegistries: config.insecureRegistries });
   }
 
   async start(): Promise<void> {

@@ -11,7 +11,7 @@ import { clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from '../manager/c
 import { MembershipClient, type JoinRaftResponse } from '../proto/gen/membership.js';
 import type { Logger } from '../util/log.js';
 import { requestNodeCertificate } from './join.js';
-import { Agent } from '../agent/agent.js';
+import { Agent, type AgentSettings } from '../agent/agent.js';
 
 export interface SwarmState {
   nodeId: string;
@@ -42,6 +42,7 @@ export class Swarm {
     private readonly dataRoot: string,
     private readonly log: Logger,
     private readonly tickMs?: number,
+    private readonly agentSettings: AgentSettings = {},
   ) {
     this.dir = join(dataRoot, 'swarm');
   }
@@ -52,7 +53,7 @@ export class Swarm {
     // A manager's agent knows every member from its own Raft log, not just those it joined with.
     const known = [...(this.manager?.raft.memberList().map((m) => m.addr) ?? []), ...s.managers];
     const managers = [...new Set(s.role === 'manager' ? [s.advertiseAddr, ...known] : known)];
-    this.agent = new Agent({ dataRoot: this.dataRoot, managers, certs: this.certs(), log: this.log.child('agent') });
+    this.agent = new Agent({ ...this.agentSettings, dataRoot: this.dataRoot, managers, certs: this.certs(), log: this.log.child('agent') });
     await this.agent.start();
   }
 

@@ -5,6 +5,7 @@ import { UsageError, type FlagSpec, type FlagValues } from '../../util/flags.js'
 import type { Command, CommandContext } from '../../util/command.js';
 import { Lab } from './lab.js';
 import { DEFAULT_LAB, DEFAULT_SUBNET } from './layout.js';
+import { registryHost, testImageReference } from './registry.js';
 import { cli as shoalCli, formCluster, killDaemon, startDaemon } from './cluster.js';
 
 const nameFlag: FlagSpec = {
@@ -27,10 +28,11 @@ function openLab(ctx: CommandContext): Lab {
 const up: Command = {
   name: 'up',
   summary: 'Build the lab: hosts h1..hN on a sealed underlay bridge',
-  usage: '--hosts N [--subnet CIDR] [--name LAB]',
+  usage: '--hosts N [--managers M] [--registry] [--subnet CIDR] [--name LAB]',
   flags: [
     { name: 'hosts', kind: 'int', valueName: 'N', description: 'Number of hosts' },
     { name: 'managers', kind: 'int', valueName: 'M', description: 'Also run shoald on every host and form a cluster: h1..hM managers, the rest workers' },
+    { name: 'registry', kind: 'bool', description: 'Also a registry host (the last usable address, port 5000) holding the test image as shoal/busybox' },
     { name: 'subnet', kind: 'string', valueName: 'CIDR', description: 'Underlay subnet; host hI gets its I-th address, the last usable one is kept for a registry', default: DEFAULT_SUBNET },
     nameFlag,
   ],
@@ -39,9 +41,10 @@ const up: Command = {
     const hosts = ctx.flags.hosts;
     if (typeof hosts !== 'number') throw new UsageError(`"lab up" requires --hosts N.\nSee 'lab up --help'.`);
     const lab = openLab(ctx);
-    const { layout } = await lab.up({ hosts, subnet: ctx.flags.subnet as string });
+    const { layout } = await lab.up({ hosts, subnet: ctx.flags.subnet as string, registry: ctx.flags.registry === true });
     if (typeof ctx.flags.managers === 'number') await formCluster(lab, ctx.flags.managers, (line) => ctx.err.write(line + '\n'));
     for (const h of layout.hosts) ctx.out.write(`${h.name}\t${h.address}\n`);
+    if (layout.registry) ctx.out.write(`registry\t${registryHost(layout)}\t${testImageReference(layout)}\n`);
   },
 };
 

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { registryHost } from './registry.js';
 import { UserError } from '../../util/command.js';
 import type { Lab } from './lab.js';
 
@@ -40,7 +41,9 @@ export async function startDaemon(lab: Lab, host: string): Promise<number> {
   if (running) return running;
   const h = lab.host(host);
   const log = openSync(logFile(lab, host), 'a');
-  const child = lab.spawn(host, [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`], { stdio: ['ignore', log, log] });
+  const registry = lab.layout().registry ? ['--insecure-registry', registryHost(lab.layout())] : [];
+  const argv = [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`, ...registry];
+  const child = lab.spawn(host, argv, { stdio: ['ignore', log, log] });
   closeSync(log);
   child.unref();
   const pid = child.pid!;

@@ -10,12 +10,15 @@ import { UserError } from '../../util/command.js';
 import { DATA_ROOT, DEFAULT_LAB, DEFAULT_SUBNET, HOST_IFACE, isLabNamespace, labLayout, NETNS_DIR, STATE_ROOT, validateLabName, type HostLayout, type LabLayout } from './layout.js';
 import { isMountPoint, mountsUnder, unmountAll } from './mounts.js';
 import { isNamespaceFile, killProcess, killProcessesIn, namespaceId, processStartTime, type NamespaceId } from './procs.js';
+import { startRegistry } from './registry.js';
 import { ipBatch, run, type RunResult } from './run.js';
 import { readState, STATE_VERSION, writeState, type LabState } from './state.js';
 
 export interface UpOptions {
   hosts: number;
   subnet?: string;
+  /** Also a registry host holding the test image (deploy/labkit/registry.ts). */
+  registry?: boolean;
 }
 
 export interface UpResult {
@@ -96,7 +99,7 @@ export class Lab {
   }
 
   async up(opts: UpOptions): Promise<UpResult> {
-    const layout = labLayout(this.name, opts.hosts, opts.subnet ?? DEFAULT_SUBNET);
+    const layout = labLayout(this.name, opts.hosts, opts.subnet ?? DEFAULT_SUBNET, opts.registry ?? false);
     const existing = this.state();
     if (existing) {
       const { builder } = existing;
@@ -105,9 +108,10 @@ export class Lab {
       }
       if (existing.status === 'ready') {
         const was = existing.layout;
-        if (was.hosts.length !== layout.hosts.length || was.subnet !== layout.subnet) {
+        if (was.hosts.length !== layout.hosts.length || was.subnet !== layout.subnet || Boolean(was.registry) !== Boolean(layout.registry)) {
+          const shape = (l: LabLayout) => `${l.hosts.length} hosts on ${l.subnet}${l.registry ? ' with a registry' : ''}`;
           throw new UserError(
-            `lab "${this.name}" is already up with ${was.hosts.length} hosts on ${was.subnet}, not ${layout.hosts.length} on ${layout.subnet}; ` +
+            `lab "${this.name}" is already up with ${shape(was)}, not ${shape(layout)}; ` +
               `take it down first (deploy/lab down --name ${this.name})`,
           );
         }
@@ -181,12 +185,19 @@ export class Lab {
       mkdirSync(h.dataDir, { recursive: true });
       this.log(`${h.name}: ${h.cidr} in ${h.netns}`);
     }
+    const r = layout.registry;
+    if (r) {
+      made(r.netnsPath, await createNamespace('net', r.netnsPath));
+      await ipBatch(u.netns, [`link add ${r.underlayPort} type veth peer name ${HOST_IFACE} address ${r.mac} netns ${r.netns}`, `link set ${r.underlayPort} master ${u.bridge} up`]);
+      await ipBatch(r.netns, ['link set lo up', `addr add ${r.cidr} dev ${HOST_IFACE}`, `link set ${HOST_IFACE} up`]);
+      await startRegistry(layout, this.log);
+    }
   }
 
   /** Names of the parts of a ready lab that are gone. */
   private missingParts(layout: LabLayout): string[] {
     const missing: string[] = [];
-    for (const path of [layout.underlay.netnsPath, ...layout.hosts.flatMap((h) => [h.netnsPath, h.utsPath])]) {
+    for (const path of [layout.underlay.netnsPath, ...layout.hosts.flatMap((h) => [h.netnsPath, h.utsPath]), ...(layout.registry ? [layout.registry.netnsPath] : [])]) {
       if (!isNamespaceFile(path)) missing.push(path);
     }
     return missing;
@@ -215,6 +226,7 @@ export class Lab {
     if (state) {
       netnsPaths.add(state.layout.underlay.netnsPath);
       for (const h of state.layout.hosts) netnsPaths.add(h.netnsPath);
+      if (state.layout.registry) netnsPaths.add(state.layout.registry.netnsPath);
     }
     const labMounts = mountsUnder(this.stateDir);
     for (const path of [...netnsPaths, ...labMounts]) {

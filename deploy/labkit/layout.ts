@@ -19,6 +19,7 @@
 // and the same on every run.
 import { UserError } from '../../util/command.js';
 import { addressAt, parseSubnet, type Subnet } from './ipv4.js';
+import type { RegistryLayout } from './registry.js';
 
 export const DEFAULT_LAB = 'shoal';
 export const DEFAULT_SUBNET = '198.18.0.0/24';
@@ -63,6 +64,8 @@ export interface LabLayout {
   hosts: HostLayout[];
   /** Addresses kept free for hosts that later work adds. */
   reserved: { registry: string };
+  /** The registry host, when the lab was brought up with one. */
+  registry?: RegistryLayout;
 }
 
 export function validateLabName(name: string): string {
@@ -77,7 +80,7 @@ export function maxHosts(subnet: Subnet): number {
   return subnet.size - 3;
 }
 
-export function labLayout(name: string, hostCount: number, subnetCidr: string = DEFAULT_SUBNET): LabLayout {
+export function labLayout(name: string, hostCount: number, subnetCidr: string = DEFAULT_SUBNET, withRegistry = false): LabLayout {
   validateLabName(name);
   const subnet = parseSubnet(subnetCidr);
   const max = maxHosts(subnet);
@@ -108,6 +111,20 @@ export function labLayout(name: string, hostCount: number, subnetCidr: string = 
       dataDir: `${dataDir}/${host}`,
     });
   }
+  const registryAddress = addressAt(subnet, subnet.size - 2);
+  const registryNs = namespaceName(name, 'registry');
+  const registry: RegistryLayout | undefined = withRegistry
+    ? {
+        netns: registryNs,
+        netnsPath: `${NETNS_DIR}/${registryNs}`,
+        address: registryAddress,
+        cidr: `${registryAddress}/${subnet.prefixLen}`,
+        mac: macFor(registryAddress),
+        underlayPort: 'registry',
+        runDir: `${stateDir}/registry`,
+        dataDir: `${dataDir}/registry`,
+      }
+    : undefined;
   return {
     name,
     subnet: subnet.cidr,
@@ -117,7 +134,8 @@ export function labLayout(name: string, hostCount: number, subnetCidr: string = 
     dataDir,
     underlay: { netns: underlayNs, netnsPath: `${NETNS_DIR}/${underlayNs}`, bridge: UNDERLAY_BRIDGE },
     hosts,
-    reserved: { registry: addressAt(subnet, subnet.size - 2) },
+    reserved: { registry: registryAddress },
+    ...(registry ? { registry } : {}),
   };
 }
 
