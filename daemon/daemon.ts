@@ -40,6 +40,11 @@ export class Daemon {
       this.metricsPort = bound;
     }
     this.metrics.info.set({ version, node_id: '' }, 1);
+    this.metrics.observe(() => {
+      const m = this.swarm.manager;
+      if (!m) return undefined;
+      return { term: m.raft.currentTerm, commit: m.raft.commitIndex, applied: m.raft.applied, nodeStates: m.store.all('nodes').map((n) => n.status?.state ?? 'UNKNOWN') };
+    });
     this.log.info('shoald started', { version, dataRoot: this.config.dataRoot, socket: this.config.socketPath, metricsPort: this.metricsPort });
   }
 

@@ -3,7 +3,18 @@
 import { createServer, type Server } from 'node:http';
 import { Registry, collectDefaultMetrics, Gauge, Counter, Histogram } from 'prom-client';
 
+/** What the cluster gauges read at scrape time (this node's manager, when it is one). */
+export interface ClusterView {
+  term: number;
+  commit: number;
+  applied: number;
+  /** Node states as the store has them (READY, DOWN, ...). */
+  nodeStates: string[];
+}
+
 export class DaemonMetrics {
+  private view: () => ClusterView | undefined = () => undefined;
+
   readonly registry = new Registry();
   readonly info = new Gauge({ name: 'shoal_daemon_info', help: 'shoald version and node', labelNames: ['version', 'node_id'], registers: [this.registry] });
   readonly rpcDuration = new Histogram({
@@ -13,14 +24,44 @@ export class DaemonMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly raftTerm = new Gauge({ name: 'shoal_raft_term', help: 'Current Raft term', registers: [this.registry] });
-  readonly raftCommit = new Gauge({ name: 'shoal_raft_commit_index', help: 'Raft commit index', registers: [this.registry] });
-  readonly raftApplied = new Gauge({ name: 'shoal_raft_applied_index', help: 'Raft applied index', registers: [this.registry] });
+  readonly raftTerm = this.viewGauge('shoal_raft_term', 'Current Raft term', (v) => v.term);
+  readonly raftCommit = this.viewGauge('shoal_raft_commit_index', 'Raft commit index', (v) => v.commit);
+  readonly raftApplied = this.viewGauge('shoal_raft_applied_index', 'Raft applied index', (v) => v.applied);
   readonly proposals = new Counter({ name: 'shoal_raft_proposals_total', help: 'Store transactions proposed', labelNames: ['result'], registers: [this.registry] });
-  readonly nodes = new Gauge({ name: 'shoal_nodes', help: 'Nodes by state', labelNames: ['state'], registers: [this.registry] });
+  readonly nodes: Gauge<'state'> = new Gauge({
+    name: 'shoal_nodes',
+    help: 'Nodes by state (managers only)',
+    labelNames: ['state'],
+    registers: [this.registry],
+    collect: () => {
+      const v = this.view();
+      this.nodes.reset();
+      if (!v) return;
+      for (const state of ['READY', 'DOWN', 'UNKNOWN', 'DISCONNECTED']) this.nodes.set({ state: state.toLowerCase() }, v.nodeStates.filter((s) => s === state).length);
+    },
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'shoal_' });
+  }
+
+  /** Where the Raft and node gauges read from at scrape time; undefined while not a manager. */
+  observe(view: () => ClusterView | undefined): void {
+    this.view = view;
+  }
+
+  /** A gauge set at scrape time from the cluster view (left as it was while there is none). */
+  private viewGauge(name: string, help: string, pick: (v: ClusterView) => number): Gauge {
+    const view = () => this.view();
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const v = view();
+        if (v) this.set(pick(v));
+      },
+    });
   }
 
   /** Starts the /metrics endpoint; resolves with the bound port. */

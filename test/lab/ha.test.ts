@@ -2,6 +2,7 @@
 // (SIGKILL) elects another leader; `node ls` through another manager shows the old one Down and
 // Unreachable; started again with its data, it comes back Ready and Reachable. Twice.
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import { Lab } from '../../deploy/labkit/lab.js';
 import { cli, formCluster, killDaemon, startDaemon } from '../../deploy/labkit/cluster.js';
 import { testLabName } from './labkit/helpers.js';
@@ -41,4 +42,10 @@ test('5 hosts, 3 managers: the cluster survives its leader being killed, twice',
     await waitFor(() => `all 5 nodes Ready again (last seen: ${last.join(', ')})`, () => (last = view(next)).filter((r) => r.includes(' Ready')).length === 5, { timeoutMs: 30_000 });
     leader = next;
   }
+  // The leader's /metrics: Raft gauges and nodes by state, read from its store at scrape time.
+  const addr = lab.host(leader).address;
+  const r = await lab.exec(leader, ['node', '-e', `fetch('http://${addr}:9323/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
+  assert.match(r.stdout, /^shoal_nodes\{state="ready"\} 5$/m);
+  const term = Number(/^shoal_raft_term (\d+)$/m.exec(r.stdout)?.[1]);
+  assert.ok(term >= 3, `two leader changes raise the term past 2 (got ${term})`);
 });
