@@ -9,9 +9,13 @@ import { BatchingStatusReporter } from './worker/reporter.js';
 import { ImageStoreProvider } from './worker/images.js';
 import { ImageStore } from './runtime/image/store.js';
 import { parseReference } from './runtime/image/reference.js';
+import { DriverNetworkAttacher } from './network/attacher.js';
+import { ServiceDiscovery } from './network/dns/servicediscovery.js';
+import { connectKv } from '../kv/connect.js';
+import { DeferredKv, connectWithRetry } from '../kv/deferred.js';
 import { RuncRuntime } from './runtime/runc/runtime.js';
 import { clusterCredentials, type NodeCertificates } from './credentials.js';
-import { NodeDescription } from '../proto/gen/objects.js';
+import { NodeDescription, type Node } from '../proto/gen/objects.js';
 import { version } from '../util/version.js';
 import type { Logger } from '../util/log.js';
 
@@ -22,6 +26,11 @@ export interface AgentSettings {
 }
 
 export interface AgentOptions extends AgentSettings {
+  nodeId: string;
+  /** This host's address on the underlay (no port): the VXLAN tunnel endpoint. */
+  vtep: string;
+  /** This node as the managers see it, on every session message (its desired role, say). */
+  onNode?: (node: Node) => void;
   dataRoot: string;
   managers: string[];
   certs: NodeCertificates;
@@ -32,6 +41,9 @@ export class Agent {
   private session: AgentSession | null = null;
   private worker: Worker | null = null;
   private runtime: RuncRuntime | null = null;
+  private kv: DeferredKv | null = null;
+  private network: DriverNetworkAttacher | null = null;
+  private discovery: ServiceDiscovery | null = null;
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -44,9 +56,28 @@ export class Agent {
       pullOptions: (reference) => ({ insecure: insecure.has(parseReference(reference).registry) }),
     });
     const reporter = new BatchingStatusReporter(undefined);
-    this.worker = new Worker({ dataDir: join(root, 'worker'), runtime: this.runtime, images, reporter, log });
-    await this.worker.init();
     const { credentials, channelOptions } = clusterCredentials(this.opts.certs);
+    // The KV (the overlay peer table, service discovery) is reached through the managers; the
+    // drivers exist from the start and their KV calls wait until a manager answers.
+    this.kv = new DeferredKv(
+      connectWithRetry(
+        () => connectKv({ managers: () => this.opts.managers, credentials, channelOptions, log }),
+        () => this.kv === null,
+        (e) => this.opts.log.warn('cannot reach the cluster KV yet; retrying', { error: (e as Error).message }),
+      ),
+    );
+    this.discovery = new ServiceDiscovery({ kv: this.kv, log: this.opts.log.child('dns') });
+    this.network = new DriverNetworkAttacher({
+      kv: this.kv,
+      nodeId: this.opts.nodeId,
+      vtep: this.opts.vtep,
+      stateDir: join(root, 'network'),
+      log: this.opts.log.child('network'),
+      discovery: this.discovery,
+    });
+    await this.network.start();
+    this.worker = new Worker({ dataDir: join(root, 'worker'), runtime: this.runtime, images, reporter, network: this.network, log });
+    await this.worker.init();
     this.session = new AgentSession({
       managers: this.opts.managers,
       credentials,
@@ -62,18 +93,41 @@ export class Agent {
       ),
       worker: this.worker,
       reporter,
+      onSession: (message) => {
+        if (message.node) this.opts.onNode?.(message.node);
+      },
       log,
     });
     this.session.start();
+  }
+
+  /** Leaving the swarm: no more session, and every task's container stopped and removed. */
+  async leave(): Promise<void> {
+    await this.session?.stop();
+    this.session = null;
+    if (this.worker) {
+      await this.worker.assign([]);
+      await this.worker.settled();
+    }
+    await this.network?.releaseAll();
+    await this.stop();
   }
 
   async stop(): Promise<void> {
     await this.session?.stop();
     await this.worker?.close();
     await this.runtime?.close();
+    // Networks stay wired for the containers that keep running; the next agent takes them over.
+    await this.network?.close();
+    await this.discovery?.close();
+    const kv = this.kv;
+    this.kv = null;
+    await kv?.close();
     this.session = null;
     this.worker = null;
     this.runtime = null;
+    this.network = null;
+    this.discovery = null;
   }
 }
 

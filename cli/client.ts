@@ -22,10 +22,23 @@ type Unary<Req, Res> = (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb:
 interface Api {
   init: [C.InitRequest, C.InitResponse];
   join: [C.JoinRequest, C.JoinResponse];
+  leave: [C.LeaveRequest, C.LeaveResponse];
   getJoinToken: [C.JoinTokenRequest, C.JoinTokenResponse];
   info: [C.InfoRequest, C.InfoResponse];
   listNodes: [C.ListNodesRequest, C.ListNodesResponse];
   getNode: [C.GetNodeRequest, C.GetNodeResponse];
+  updateNode: [C.UpdateNodeRequest, C.UpdateNodeResponse];
+  removeNode: [C.RemoveNodeRequest, C.RemoveNodeResponse];
+  createService: [C.CreateServiceRequest, C.CreateServiceResponse];
+  getService: [C.GetServiceRequest, C.GetServiceResponse];
+  updateService: [C.UpdateServiceRequest, C.UpdateServiceResponse];
+  removeService: [C.RemoveServiceRequest, C.RemoveServiceResponse];
+  listServices: [C.ListServicesRequest, C.ListServicesResponse];
+  listTasks: [C.ListTasksRequest, C.ListTasksResponse];
+  createNetwork: [C.CreateNetworkRequest, C.CreateNetworkResponse];
+  getNetwork: [C.GetNetworkRequest, C.GetNetworkResponse];
+  listNetworks: [C.ListNetworksRequest, C.ListNetworksResponse];
+  removeNetwork: [C.RemoveNetworkRequest, C.RemoveNetworkResponse];
 }
 
 /** One unary Control call as a promise, on a fresh connection; gRPC errors become one-line user errors. */

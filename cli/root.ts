@@ -5,6 +5,8 @@ import { version } from '../util/version.js';
 import { swarmCommand } from './commands/swarm.js';
 import { nodeCommand } from './commands/node.js';
 import { infoCommand } from './commands/info.js';
+import { serviceCommand } from './commands/service.js';
+import { networkCommand } from './commands/network.js';
 
 export const root: Command = {
   name: 'shoal',
@@ -16,7 +18,9 @@ export const root: Command = {
   ],
   subcommands: [
     infoCommand,
+    networkCommand,
     nodeCommand,
+    serviceCommand,
     swarmCommand,
     {
       name: 'version',

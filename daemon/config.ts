@@ -2,6 +2,7 @@
 import type { FlagSpec, FlagValues } from '../util/flags.js';
 import { UsageError } from '../util/flags.js';
 import type { Level } from '../util/log.js';
+import { parseRedisUrl } from '../kv/redis.js';
 
 export interface DaemonConfig {
   dataRoot: string;
@@ -15,6 +16,11 @@ export interface DaemonConfig {
   logLevel: Level;
   /** Registries (host:port) pulled from over plain HTTP or unverified TLS, like dockerd's option. */
   insecureRegistries: string[];
+  /**
+   * The KV of a cluster this daemon founds (`swarm init`): '' keeps it in the managers' Raft log,
+   * a redis:// url puts it in that Redis server (recorded in ClusterSpec.kv_url for every agent).
+   */
+  kvUrl: string;
 }
 
 export const daemonFlags: FlagSpec[] = [
@@ -26,6 +32,7 @@ export const daemonFlags: FlagSpec[] = [
   { name: 'metrics-addr', kind: 'string', default: '127.0.0.1:9323', description: 'Address of the Prometheus /metrics endpoint ("" to disable)' },
   { name: 'insecure-registry', kind: 'list', description: 'Registry (host:port) to pull from without TLS verification (repeatable)' },
   { name: 'log-level', short: 'l', kind: 'string', default: 'info', description: 'Log level (debug, info, warn, error)' },
+  { name: 'kv', kind: 'string', default: '', description: 'KV of a swarm this node founds: redis://HOST:PORT[/DB][?prefix=P] ("" = embedded in the managers)' },
 ];
 
 const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
@@ -50,5 +57,13 @@ export function configFromFlags(flags: FlagValues): DaemonConfig {
   if (metricsAddr) parseHostPort(metricsAddr, '--metrics-addr');
   const insecureRegistries = (flags['insecure-registry'] as string[] | undefined) ?? [];
   for (const r of insecureRegistries) if (!/^[a-zA-Z0-9.-]+(:\d+)?$/.test(r)) throw new UsageError(`invalid --insecure-registry "${r}": expected host or host:port`);
-  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel, insecureRegistries };
+  const kvUrl = String(flags.kv ?? '');
+  if (kvUrl) {
+    try {
+      parseRedisUrl(kvUrl);
+    } catch (err) {
+      throw new UsageError(`invalid --kv: ${(err as Error).message}`);
+    }
+  }
+  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel, insecureRegistries, kvUrl };
 }

@@ -1,35 +1,72 @@
 // The Control API on the local socket. Swarm membership (init, join) is this daemon's own
-// business; cluster reads come from the local manager's store (reads are local on every
-// manager). Writes need the leader: a follower refuses with the leader's address for now —
-// forwarding to the leader comes with the rest of the control API.
+// business; cluster objects are manager/controlapi's, called here with the local manager's store.
+// Reads are local on every manager. Every write goes through `leaderWrite`, the one place that
+// decides where a write runs: on the leader it runs here; a follower refuses, naming the leader
+// (forwarding the request to the leader belongs there too).
 import * as grpc from '@grpc/grpc-js';
 import { ControlService, type ControlHandlers } from '../proto/gen/control.js';
 import { formatJoinToken, newSecret } from '../manager/ca/token.js';
 import { copy } from '../manager/store/blank.js';
-import { Cluster, type Node } from '../proto/gen/objects.js';
+import { Cluster } from '../proto/gen/objects.js';
+import { NotLeaderError, StoppedError } from '../manager/raft/node.js';
+import type { Manager } from '../manager/manager.js';
+import {
+  ControlError,
+  asControlError,
+  createNetwork,
+  createService,
+  getNetwork,
+  getNode,
+  getService,
+  listNetworks,
+  listNodes,
+  listServices,
+  listTasks,
+  removeNetwork,
+  removeNode,
+  removeService,
+  updateNode,
+  updateService,
+  type ControlContext,
+} from '../manager/controlapi/index.js';
 import { version } from '../util/version.js';
 import type { Swarm } from './swarm.js';
 import { SwarmError } from './swarm.js';
 
 type Callback<T> = (err: grpc.ServiceError | Partial<grpc.StatusObject> | null, value?: T) => void;
 
+/** The status a failed call answers with: user errors carry theirs; losing leadership is UNAVAILABLE. */
+function statusOf(e: unknown): grpc.status {
+  const err = asControlError(e);
+  if (err instanceof ControlError || err instanceof SwarmError) return err.code;
+  if (err instanceof NotLeaderError || err instanceof StoppedError) return grpc.status.UNAVAILABLE;
+  return grpc.status.UNKNOWN;
+}
+
 function reply<T>(cb: Callback<T>, work: () => Promise<T> | T): void {
   Promise.resolve()
     .then(work)
     .then(
       (v) => cb(null, v),
-      (e: unknown) => cb({ code: e instanceof SwarmError ? e.code : grpc.status.UNKNOWN, details: (e as Error).message }),
+      (e: unknown) => cb({ code: statusOf(e), details: (asControlError(e) as Error).message }),
     );
 }
 
-/** An id, a unique id prefix, or a hostname: Docker's ways to name a node. */
-export function resolveNode(nodes: Node[], ref: string): Node {
-  const exact = nodes.find((n) => n.id === ref) ?? nodes.find((n) => n.description?.hostname === ref);
-  if (exact) return exact;
-  const byPrefix = nodes.filter((n) => n.id.startsWith(ref));
-  if (byPrefix.length === 1) return byPrefix[0]!;
-  if (byPrefix.length > 1) throw new SwarmError(grpc.status.INVALID_ARGUMENT, `node ${ref} is ambiguous (${byPrefix.length} matches)`);
-  throw new SwarmError(grpc.status.NOT_FOUND, `node ${ref} not found`);
+/** The Control API's writes: every one of them goes through leaderWrite. */
+type WriteMethod = 'getJoinToken' | 'updateNode' | 'removeNode' | 'createService' | 'updateService' | 'removeService' | 'createNetwork' | 'removeNetwork';
+type RequestOf<K extends WriteMethod> = ControlHandlers[K] extends grpc.handleUnaryCall<infer Q, infer _R> ? Q : never;
+type ResponseOf<K extends WriteMethod> = ControlHandlers[K] extends grpc.handleUnaryCall<infer _Q, infer R> ? R : never;
+
+/** The control API's view of a manager: its store, and its Raft membership for node calls. */
+export function controlContext(m: Manager): ControlContext {
+  return {
+    store: m.store,
+    raft: {
+      memberIds: () => m.raft.memberList().map((x) => x.id),
+      reachability: () => m.raft.activePeers(),
+      leader: () => m.raft.leader,
+    },
+  };
 }
 
 export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers {
@@ -38,7 +75,25 @@ export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers
     if (!swarm.manager) throw new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not a swarm manager. Worker nodes can\'t be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.');
     return swarm.manager;
   };
-  const unimplemented = (name: string) => (_call: unknown, cb: Callback<never>) => cb({ code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented yet` });
+  const read = () => controlContext(manager());
+
+  /**
+   * Every write of the Control API runs through here, named by its method and carrying its
+   * request, so a follower can hand the very same call to the leader. Today a follower refuses.
+   */
+  const leaderWrite = async <K extends WriteMethod>(method: K, request: RequestOf<K>, local: (ctx: ControlContext, m: Manager) => Promise<ResponseOf<K>>): Promise<ResponseOf<K>> => {
+    const m = manager();
+    if (!m.isLeader) {
+      const leader = m.raft.memberList().find((x) => x.id === m.raft.leader)?.addr;
+      throw new SwarmError(
+        grpc.status.UNAVAILABLE,
+        leader ? `this manager is not the leader: run the command on the leader manager (${leader})` : 'the cluster has no leader right now (it may have lost quorum): try again shortly',
+      );
+    }
+    void [method, request]; // what forwarding to the leader will send
+    return local(controlContext(m), m);
+  };
+
   return {
     init: (call, cb) => reply(cb, () => swarm.init({ listenAddr: call.request.listenAddr || '0.0.0.0:2377', advertiseAddr: call.request.advertiseAddr })),
     join: (call, cb) =>
@@ -47,22 +102,25 @@ export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers
         if (!remote) throw new SwarmError(grpc.status.INVALID_ARGUMENT, 'a manager address (HOST:PORT) is required');
         return swarm.join({ token: call.request.joinToken, remote, listenAddr: call.request.listenAddr || '0.0.0.0:2377', advertiseAddr: call.request.advertiseAddr });
       }),
-    leave: unimplemented('swarm leave'),
+    leave: (call, cb) => reply(cb, () => swarm.leave(call.request.force).then(() => ({}))),
     getJoinToken: (call, cb) =>
       reply(cb, async () => {
         const m = manager();
         const role = call.request.role === 'MANAGER' ? 'manager' : 'worker';
-        if (call.request.rotate) {
-          if (!m.isLeader) throw new SwarmError(grpc.status.UNAVAILABLE, 'rotating a join token needs the leader: run it on the leader manager');
-          await m.store.update((tx) => {
+        const current = () => {
+          const cluster = m.store.all('clusters')[0];
+          if (!cluster?.joinTokens) throw new SwarmError(grpc.status.UNAVAILABLE, 'the cluster state has not reached this manager yet');
+          return { token: formatJoinToken(m.rootCA().digest(), cluster.joinTokens[role]), managerAddr: swarm.state!.advertiseAddr };
+        };
+        if (!call.request.rotate) return current();
+        return leaderWrite('getJoinToken', call.request, async (ctx) => {
+          await ctx.store.update((tx) => {
             const c = copy(Cluster, tx.all('clusters')[0]!);
             c.joinTokens![role] = newSecret();
             tx.update('clusters', c);
           });
-        }
-        const cluster = m.store.all('clusters')[0];
-        if (!cluster?.joinTokens) throw new SwarmError(grpc.status.UNAVAILABLE, 'the cluster state has not reached this manager yet');
-        return { token: formatJoinToken(m.rootCA().digest(), cluster.joinTokens[role]), managerAddr: swarm.state!.advertiseAddr };
+          return current();
+        });
       }),
     info: (_call, cb) =>
       reply(cb, () => {
@@ -88,26 +146,42 @@ export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers
           dataRoot,
         };
       }),
-    listNodes: (_call, cb) =>
-      reply(cb, () => {
-        const m = manager();
-        // Leadership is Raft's, not the store's: fill it in at read time.
-        const nodes = m.store.all('nodes').map((n) => (n.managerStatus ? { ...n, managerStatus: { ...n.managerStatus, leader: n.managerStatus.raftId === m.raft.leader } } : n));
-        return { nodes };
-      }),
-    getNode: (call, cb) => reply(cb, () => ({ node: resolveNode(manager().store.all('nodes'), call.request.node) })),
-    updateNode: unimplemented('node update'),
-    removeNode: unimplemented('node rm'),
-    createService: unimplemented('service create'),
-    getService: unimplemented('service inspect'),
-    updateService: unimplemented('service update'),
-    removeService: unimplemented('service rm'),
-    listServices: unimplemented('service ls'),
-    listTasks: unimplemented('service ps'),
-    createNetwork: unimplemented('network create'),
-    getNetwork: unimplemented('network inspect'),
-    listNetworks: unimplemented('network ls'),
-    removeNetwork: unimplemented('network rm'),
+
+    listNodes: (call, cb) => reply(cb, () => ({ nodes: listNodes(read(), call.request) })),
+    getNode: (call, cb) => reply(cb, () => ({ node: getNode(read(), call.request.node) })),
+    updateNode: (call, cb) => reply(cb, () => leaderWrite('updateNode', call.request, async (ctx) => ({ node: await updateNode(ctx, call.request) }))),
+    removeNode: (call, cb) =>
+      reply(cb, () =>
+        leaderWrite('removeNode', call.request, async (ctx) => {
+          await removeNode(ctx, call.request);
+          return {};
+        }),
+      ),
+
+    createService: (call, cb) => reply(cb, () => leaderWrite('createService', call.request, async (ctx) => ({ service: await createService(ctx, call.request), warnings: [] }))),
+    getService: (call, cb) => reply(cb, () => ({ service: getService(read(), call.request.service) })),
+    updateService: (call, cb) => reply(cb, () => leaderWrite('updateService', call.request, async (ctx) => ({ service: await updateService(ctx, call.request), warnings: [] }))),
+    removeService: (call, cb) =>
+      reply(cb, () =>
+        leaderWrite('removeService', call.request, async (ctx) => {
+          await removeService(ctx, call.request.service);
+          return {};
+        }),
+      ),
+    listServices: (call, cb) => reply(cb, () => listServices(read(), call.request)),
+    listTasks: (call, cb) => reply(cb, () => listTasks(read(), call.request)),
+
+    createNetwork: (call, cb) => reply(cb, () => leaderWrite('createNetwork', call.request, async (ctx) => ({ network: await createNetwork(ctx, call.request) }))),
+    getNetwork: (call, cb) => reply(cb, () => ({ network: getNetwork(read(), call.request.network) })),
+    listNetworks: (call, cb) => reply(cb, () => ({ networks: listNetworks(read(), call.request) })),
+    removeNetwork: (call, cb) =>
+      reply(cb, () =>
+        leaderWrite('removeNetwork', call.request, async (ctx) => {
+          await removeNetwork(ctx, call.request.network);
+          return {};
+        }),
+      ),
+
     watch: (call) => {
       call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'watch is not implemented yet' });
     },

@@ -1,6 +1,7 @@
 // This node's membership in a swarm: `init` founds one, `join` enters one, and a restarted shoald
 // resumes from what is on disk (<data-root>/swarm/state.json and the certificates beside it).
-import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import type { Node } from '../proto/gen/objects.js';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -11,6 +12,7 @@ import { clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from '../manager/c
 import { MembershipClient, type JoinRaftResponse } from '../proto/gen/membership.js';
 import type { Logger } from '../util/log.js';
 import { requestNodeCertificate } from './join.js';
+import { CertificateRenewer, type NodeCerts, type RenewedCerts } from './renewal.js';
 import { Agent, type AgentSettings } from '../agent/agent.js';
 
 export interface SwarmState {
@@ -36,6 +38,10 @@ export class Swarm {
   state: SwarmState | null = null;
   manager: Manager | null = null;
   agent: Agent | null = null;
+  private renewer: CertificateRenewer | null = null;
+  /** This node as its agent's last session message described it. */
+  private lastNode: Node | null = null;
+  private changingRole = false;
   private readonly dir: string;
 
   constructor(
@@ -43,18 +49,132 @@ export class Swarm {
     private readonly log: Logger,
     private readonly tickMs?: number,
     private readonly agentSettings: AgentSettings = {},
+    /** Settings a cluster this node founds (`init`) starts with: shoald's --kv. */
+    private readonly founding: { kvUrl?: string } = {},
   ) {
     this.dir = join(dataRoot, 'swarm');
   }
 
+  /** The managers this node knows: a manager knows every member from its own Raft log. */
+  private knownManagers(): string[] {
+    const s = this.state!;
+    const known = [...(this.manager?.raft.memberList().map((m) => m.addr) ?? []), ...s.managers];
+    return [...new Set(s.role === 'manager' ? [s.advertiseAddr, ...known] : known)];
+  }
+
   /** Every node runs the agent, managers included, talking to the managers it knows. */
   private async startAgent(): Promise<void> {
-    const s = this.state!;
-    // A manager's agent knows every member from its own Raft log, not just those it joined with.
-    const known = [...(this.manager?.raft.memberList().map((m) => m.addr) ?? []), ...s.managers];
-    const managers = [...new Set(s.role === 'manager' ? [s.advertiseAddr, ...known] : known)];
-    this.agent = new Agent({ ...this.agentSettings, dataRoot: this.dataRoot, managers, certs: this.certs(), log: this.log.child('agent') });
+    this.agent = new Agent({
+      ...this.agentSettings,
+      nodeId: this.state!.nodeId,
+      vtep: this.state!.advertiseAddr.replace(/:\d+$/, ''),
+      dataRoot: this.dataRoot,
+      managers: this.knownManagers(),
+      certs: this.certs(),
+      log: this.log.child('agent'),
+      onNode: (node) => {
+        this.lastNode = node;
+        // `node promote/demote` changes the desired role in the store; the certificate carries
+        // the role, so a renewal brings the change here.
+        const want = node.spec?.desiredRole === 'MANAGER' ? 'manager' : 'worker';
+        if (this.state && want !== this.state.role && !this.changingRole) {
+          this.renewer?.renewNow().catch((e: unknown) => this.log.warn('renewal for a role change failed', { error: (e as Error).message }));
+        }
+      },
+    });
     await this.agent.start();
+    this.startRenewer();
+  }
+
+  private startRenewer(): void {
+    this.renewer?.stop();
+    this.renewer = new CertificateRenewer({
+      managers: () => this.knownManagers(),
+      current: () => this.certs(),
+      advertiseAddr: this.state!.advertiseAddr,
+      onRenewed: (c) => this.installCertificates(c),
+      log: (message, fields) => this.log.info(message, fields),
+    });
+    this.renewer.start();
+  }
+
+  /** Renew this node's certificate now (also how a role change is picked up). */
+  renewCertificate(): Promise<void> {
+    if (!this.renewer) return Promise.reject(new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not part of a swarm'));
+    return this.renewer.renewNow();
+  }
+
+  private async installCertificates(c: RenewedCerts): Promise<void> {
+    const s = this.state!;
+    this.save(s, c);
+    this.manager?.updateCertificates(c);
+    this.changingRole = c.role !== s.role;
+    this.lastNode = null; // only what the new session says counts
+    try {
+      // The store now names the new certificate's fingerprint, so the old one is refused: the
+      // agent reconnects with the new one (its containers keep running under conmon).
+      await this.agent?.stop();
+      this.agent = null;
+      if (c.role === 'manager' && s.role !== 'manager') await this.changeRole('manager');
+      await this.startAgent();
+      // A demoted manager waits for the leader to take it out of Raft: its agent's session tells.
+      if (c.role === 'worker' && s.role === 'manager') await this.changeRole('worker');
+    } finally {
+      this.changingRole = false;
+    }
+  }
+
+  /** Promotion joins Raft and starts the manager; demotion leaves Raft and stops it. */
+  private async changeRole(role: 'manager' | 'worker'): Promise<void> {
+    const s = this.state!;
+    this.log.info('node role changed', { from: s.role, to: role });
+    if (role === 'manager') {
+      const { raftId, members } = await this.joinRaft(this.knownManagers(), s.advertiseAddr, this.certs());
+      this.save({ ...s, role, raftId });
+      await this.startManager({ join: members });
+    } else {
+      const m = this.manager;
+      if (m) {
+        await this.leaveRaft(m);
+        await m.stop();
+        this.manager = null;
+        rmSync(join(this.dir, 'manager'), { recursive: true, force: true });
+      }
+      this.save({ ...s, role, raftId: 0, managers: this.knownManagers().filter((a) => a !== s.advertiseAddr) });
+    }
+  }
+
+  /**
+   * Waits until the leader has taken this manager out of Raft (manager/roles.ts does it on
+   * demotion, then clears the node's manager status). A removed member may never hear of its own
+   * removal through Raft, so the node's record, which the agent's session delivers, is the sign.
+   */
+  private async leaveRaft(m: Manager): Promise<void> {
+    const raftId = this.state!.raftId;
+    for (let i = 0; i < 300; i++) {
+      if (!m.raft.memberList().some((x) => x.id === raftId)) return;
+      if (this.lastNode && !this.lastNode.managerStatus?.raftId) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new SwarmError(grpc.status.UNAVAILABLE, 'the leader did not take this manager out of Raft in time');
+  }
+
+  private async joinRaft(managers: string[], advertiseAddr: string, certs: NodeCerts): Promise<{ raftId: number; members: { id: number; addr: string }[] }> {
+    let last: unknown;
+    for (const addr of managers) {
+      const client = new MembershipClient(addr, clusterChannelCredentials(certs.ca, certs.cert, certs.key), MANAGER_CHANNEL_OPTIONS);
+      try {
+        const joined = await new Promise<JoinRaftResponse>((resolve, reject) =>
+          client.joinRaft({ addr: advertiseAddr }, new grpc.Metadata(), { deadline: Date.now() + 15_000 }, (e, r) => (e || !r ? reject(e ?? new Error('no response')) : resolve(r))),
+        );
+        return { raftId: joined.raftId, members: joined.members.map((m) => ({ id: m.raftId, addr: m.addr })) };
+      } catch (e) {
+        last = e;
+      } finally {
+        client.close();
+      }
+    }
+    throw new SwarmError(grpc.status.UNAVAILABLE, `could not join the managers' Raft cluster: ${(last as Error)?.message ?? 'no manager known'}`);
   }
 
   private path(name: string): string {
@@ -96,7 +216,7 @@ export class Swarm {
       advertiseAddr: s.advertiseAddr,
       hostname: s.hostname,
       certs: this.certs(),
-      bootstrap: extra.bootstrap ? { rootCA: extra.bootstrap } : undefined,
+      bootstrap: extra.bootstrap ? { rootCA: extra.bootstrap, kvUrl: this.founding.kvUrl ?? '' } : undefined,
       join: extra.join,
       tickMs: this.tickMs,
       log: this.log.child('manager'),
@@ -145,21 +265,71 @@ export class Swarm {
     const certs = { ca: res.caCertPem, cert: res.certificatePem, key: res.keyPem };
     let raftId = 0;
     let members: { id: number; addr: string }[] = [];
-    if (role === 'manager') {
-      const client = new MembershipClient(opts.remote, clusterChannelCredentials(certs.ca, certs.cert, certs.key), MANAGER_CHANNEL_OPTIONS);
-      const joined = await new Promise<JoinRaftResponse>((resolve, reject) =>
-        client.joinRaft({ addr: advertiseAddr }, new grpc.Metadata(), { deadline: Date.now() + 15_000 }, (e, r) => (e || !r ? reject(e ?? new Error('no response')) : resolve(r))),
-      ).finally(() => client.close());
-      raftId = joined.raftId;
-      members = joined.members.map((m) => ({ id: m.raftId, addr: m.addr }));
-    }
+    if (role === 'manager') ({ raftId, members } = await this.joinRaft([opts.remote], advertiseAddr, certs));
     this.save({ nodeId: res.nodeId, role, raftId, listenAddr: opts.listenAddr, advertiseAddr, hostname: osHostname(), managers: res.managerAddrs }, certs);
     if (role === 'manager') await this.startManager({ join: members });
     await this.startAgent();
     return { nodeId: res.nodeId, role: res.role === 'MANAGER' ? 'MANAGER' : 'WORKER' };
   }
 
+  /**
+   * `swarm leave`: stops this node's tasks, its agent and (with --force) its manager, and forgets
+   * the swarm. Managers must be forced, as in Docker: leaving takes a Raft member away, and the
+   * last manager leaving ends the cluster. A manager that can still reach a leader is taken out
+   * of Raft first, so the others keep their quorum.
+   */
+  async leave(force: boolean): Promise<void> {
+    const s = this.state;
+    if (!s) throw new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not part of a swarm');
+    const m = this.manager;
+    if (m && !force) {
+      const members = m.raft.memberList().length;
+      const reachable = [...m.raft.activePeers().values()].filter(Boolean).length + 1;
+      throw new SwarmError(
+        grpc.status.FAILED_PRECONDITION,
+        members === 1
+          ? 'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.'
+          : `You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves ${Math.max(reachable - 1, 0)} managers out of ${members - 1}. Use \`--force\` to ignore this message.`,
+      );
+    }
+    this.renewer?.stop();
+    this.renewer = null;
+    await this.agent?.leave();
+    this.agent = null;
+    if (m) {
+      if (m.raft.memberList().length > 1) await this.leaveRaftAsMember(m).catch((e: unknown) => this.log.warn('could not leave Raft cleanly', { error: (e as Error).message }));
+      await m.stop();
+      this.manager = null;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    this.state = null;
+    this.lastNode = null;
+    this.log.info('left the swarm', { nodeId: s.nodeId });
+  }
+
+  /** A manager leaving by itself (still holding a manager certificate) asks the leader to remove it. */
+  private async leaveRaftAsMember(m: Manager): Promise<void> {
+    const raftId = this.state!.raftId;
+    if (m.raft.isLeader) {
+      const next = [...m.raft.activePeers()].find(([id, active]) => active && id !== raftId)?.[0];
+      if (next !== undefined) await m.raft.transferLeadership(next);
+    }
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const leader = m.raft.memberList().find((x) => x.id === m.raft.leader && x.id !== raftId)?.addr;
+      if (leader) {
+        const c = this.certs();
+        const client = new MembershipClient(leader, clusterChannelCredentials(c.ca, c.cert, c.key), MANAGER_CHANNEL_OPTIONS);
+        const ok = await new Promise<boolean>((resolve) => client.leaveRaft({ raftId }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e) => resolve(!e))).finally(() => client.close());
+        if (ok) return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error('no leader answered');
+  }
+
   async stop(): Promise<void> {
+    this.renewer?.stop();
+    this.renewer = null;
     await this.agent?.stop();
     this.agent = null;
     await this.manager?.stop();

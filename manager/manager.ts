@@ -3,6 +3,7 @@
 // leader only — the reconcilers: allocator, orchestrator, scheduler. Leadership moves them: a
 // manager that loses it stops them and fails its pending writes; one that gains it first waits
 // until everything committed before its term is applied, then starts them over the store.
+import { reconcileRoles } from './roles.js';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -22,6 +23,10 @@ import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Scheduler } from './scheduler/index.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { DispatcherService } from '../proto/gen/dispatcher.js';
+import { storeKv } from './kv/replicated.js';
+import { kvServiceHandlers } from './kv/service.js';
+import type { EmbeddedKv } from './kv/embedded.js';
+import { KVService } from '../proto/gen/kv.js';
 import { MembershipService, type MembershipHandlers } from '../proto/gen/membership.js';
 import { Annotations, Cluster, ClusterSpec, JoinTokens, ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus, RootCA as RootCAObject } from '../proto/gen/objects.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -37,7 +42,15 @@ export interface ManagerConfig {
   /** This node's CA certificate, node certificate and key. */
   certs: { ca: string; cert: string; key: string };
   /** The founder of a new cluster brings the CA and the cluster's first settings. */
-  bootstrap?: { rootCA: RootCA; taskHistoryLimit?: number; heartbeatPeriodMs?: number; defaultAddrPool?: string[]; subnetSize?: number };
+  bootstrap?: {
+    rootCA: RootCA;
+    taskHistoryLimit?: number;
+    heartbeatPeriodMs?: number;
+    defaultAddrPool?: string[];
+    subnetSize?: number;
+    /** The cluster's KV (ClusterSpec.kv_url): omitted or '' = embedded in the managers. */
+    kvUrl?: string;
+  };
   /** A manager joining an existing cluster: the members it was told of. */
   join?: Member[];
   tickMs?: number;
@@ -65,11 +78,22 @@ export class Manager {
   private caCache: { pem: string; ca: RootCA } | null = null;
   private dispatcher!: Dispatcher;
   private reachabilityTimer: NodeJS.Timeout | null = null;
+  /** Leader with everything before its term applied: may write (the KV service's test). */
+  private leading = false;
+  /**
+   * The embedded KV (manager/kv): its state machine rides the store's Raft log and snapshots, so
+   * it is registered with the store before Raft replays anything; the leader expires sessions.
+   */
+  readonly kv: EmbeddedKv;
   port = 0;
 
   private constructor(readonly config: ManagerConfig) {
     this.log = config.log ?? silentLogger;
     this.certs = new MutableCertificates(config.certs.ca, config.certs.cert, config.certs.key);
+    this.kv = storeKv(this.store, {
+      leading: () => this.leading,
+      onExpiryError: (e) => this.log.debug('kv session expiry failed', { error: e as Error }),
+    }).kv;
   }
 
   static async start(config: ManagerConfig): Promise<Manager> {
@@ -130,6 +154,17 @@ export class Manager {
       log: (message, fields) => this.log.debug(message, fields),
     });
     this.server.addService(DispatcherService, this.dispatcher.handlers());
+    // The KV for agents: reads on any manager, writes redirected to the leader (manager/kv/service.ts).
+    this.server.addService(
+      KVService,
+      kvServiceHandlers({
+        kv: this.kv,
+        canWrite: () => this.leading,
+        leaderAddr: () => this.raft?.memberList().find((m) => m.id === this.raft.leader)?.addr,
+        backendUrl: () => this.store.all('clusters')[0]?.spec?.kvUrl ?? '',
+        log: (message, fields) => this.log.debug(message, fields),
+      }),
+    );
     this.port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.config.listenAddr, clusterServerCredentials(this.certs), (err, p) => (err ? reject(new Error(`cannot listen on ${this.config.listenAddr}: ${err.message}`)) : resolve(p))),
     );
@@ -153,6 +188,7 @@ export class Manager {
   private async onLeader(lead: number): Promise<void> {
     const isLeader = lead === this.config.raftId;
     if (!isLeader) {
+      this.leading = false;
       if (this.reconcilers) {
         this.store.setProposer(null);
         this.store.abortPending(new NotLeaderError(lead));
@@ -172,6 +208,10 @@ export class Manager {
     if (this.raft.leader !== this.config.raftId) return;
     const proposer: Proposer = { propose: (data) => this.raft.propose(data) };
     this.store.setProposer(proposer);
+    this.leading = true;
+    // Consul's rule: a new leader restarts every KV session's TTL, so agents that could not renew
+    // while there was no leader keep their keys.
+    this.kv.resetSessionTimers().catch((e: unknown) => this.log.debug('kv session timer reset failed', { error: e as Error }));
     if (this.store.all('clusters').length === 0 && this.config.bootstrap) await this.createCluster();
     const allocator = new Allocator(this.store, { logger: this.log.child('allocator') });
     const orchestrator = new Orchestrator(this.store, { logger: this.log.child('orchestrator'), allocatorRuns: true });
@@ -180,6 +220,9 @@ export class Manager {
     this.dispatcher.start();
     this.reachabilityTimer = setInterval(() => {
       this.updateReachability().catch((e: unknown) => this.log.debug('reachability update failed', { error: e as Error }));
+      reconcileRoles({ raft: this.raft, store: this.store, selfRaftId: this.config.raftId, log: (m, f) => this.log.info(m, f) }).catch((e: unknown) =>
+        this.log.debug('role reconciliation failed', { error: e as Error }),
+      );
     }, 1000);
     await allocator.start();
     orchestrator.start();
@@ -200,6 +243,7 @@ export class Manager {
             annotations: blank(Annotations, { name: 'default' }),
             taskHistoryRetentionLimit: b.taskHistoryLimit ?? 5,
             heartbeatPeriodMs: b.heartbeatPeriodMs ?? 5000,
+            kvUrl: b.kvUrl ?? '',
           }),
           rootCa: blank(RootCAObject, { caCertPem: ca.certPem, caKeyPem: ca.keyPem, caDigest: ca.digest() }),
           joinTokens: blank(JoinTokens, { worker: newSecret(), manager: newSecret() }),
@@ -285,6 +329,11 @@ export class Manager {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** A renewed node certificate (or rotated CA): new connections to this manager use it. */
+  updateCertificates(next: { ca?: string; cert?: string; key?: string }): void {
+    this.certs.update(next);
+  }
+
   get isLeader(): boolean {
     return this.raft.isLeader;
   }
@@ -295,6 +344,9 @@ export class Manager {
 
   async stop(): Promise<void> {
     await this.leadershipChain;
+    this.leading = false;
+    // Watches in flight end now (their clients fail over), before the port closes.
+    await this.kv.close();
     if (this.reconcilers) {
       const r = this.reconcilers;
       this.reconcilers = null;

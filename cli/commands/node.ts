@@ -1,8 +1,11 @@
-// `shoal node`: ls and inspect, with Docker's columns.
+// `shoal node`: ls, inspect, update, promote, demote, rm, with Docker's columns and messages.
 import type { Command } from '../../util/command.js';
+import { UserError } from '../../util/command.js';
+import type { FlagSpec, FlagValues } from '../../util/flags.js';
 import { call } from '../client.js';
 import { formatRows } from '../format.js';
-import type { Node } from '../../proto/gen/objects.js';
+import { FlagReader, parseKeyValues } from '../serviceflags.js';
+import { NodeSpec, type Node, type NodeRole, type NodeSpec_Availability } from '../../proto/gen/objects.js';
 
 const title = (s: string) => s.charAt(0) + s.slice(1).toLowerCase();
 
@@ -17,6 +20,62 @@ export function nodeRow(n: Node, self: string): Record<string, unknown> {
     ManagerStatus: managerStatus,
     EngineVersion: n.description?.engineVersion ?? '',
     Self: n.id === self,
+  };
+}
+
+const updateFlags: FlagSpec[] = [
+  { name: 'availability', kind: 'string', description: 'Availability of the node ("active", "pause", "drain")' },
+  { name: 'label-add', kind: 'list', description: 'Add or update a node label ("key=value")' },
+  { name: 'label-rm', kind: 'list', description: 'Remove a node label if exists' },
+  { name: 'role', kind: 'string', description: 'Role of the node ("worker", "manager")' },
+];
+
+/** `node update`'s flags applied to a node's spec (a new object); refuses removing a label it lacks. */
+export function applyNodeUpdate(current: NodeSpec, flags: FlagValues): NodeSpec {
+  const f = new FlagReader(flags, updateFlags);
+  const spec = NodeSpec.decode(NodeSpec.encode(current));
+  const availability = f.choice('availability', ['active', 'pause', 'drain'] as const);
+  if (availability) spec.availability = availability.toUpperCase() as NodeSpec_Availability;
+  const role = f.choice('role', ['worker', 'manager'] as const);
+  if (role) spec.desiredRole = role.toUpperCase() as NodeRole;
+  const labels = { ...(spec.annotations?.labels ?? {}), ...parseKeyValues('label-add', f.list('label-add')) };
+  for (const k of f.list('label-rm')) {
+    if (!(k in labels)) throw new UserError(`key ${k} doesn't exist in node's labels`);
+    delete labels[k];
+  }
+  spec.annotations = { name: spec.annotations?.name ?? '', labels };
+  return spec;
+}
+
+async function getNode(global: FlagValues, ref: string): Promise<Node> {
+  const res = await call(global, 'getNode', { node: ref });
+  if (!res.node) throw new UserError(`node ${ref} not found`);
+  return res.node;
+}
+
+async function updateNode(global: FlagValues, node: Node, spec: NodeSpec): Promise<void> {
+  await call(global, 'updateNode', { node: node.id, version: node.meta?.version ?? 0, spec });
+}
+
+/** promote/demote: Docker's messages, a node already in the role is reported and skipped. */
+function roleCommand(name: 'promote' | 'demote', role: NodeRole): Command {
+  const promote = name === 'promote';
+  return {
+    name,
+    summary: promote ? 'Promote one or more nodes to manager in the swarm' : 'Demote one or more nodes from manager in the swarm',
+    usage: 'NODE [NODE...]',
+    minArgs: 1,
+    run: async ({ args, global, out }) => {
+      for (const ref of args) {
+        const node = await getNode(global, ref);
+        if ((node.spec?.desiredRole ?? 'WORKER') === role) {
+          out.write(`Node ${node.id} is already a ${promote ? 'manager' : 'worker'}.\n`);
+          continue;
+        }
+        await updateNode(global, node, { ...(node.spec ?? { annotations: null, availability: 'ACTIVE', desiredRole: role }), desiredRole: role });
+        out.write(promote ? `Node ${ref} promoted to a manager in the swarm.\n` : `Manager ${ref} demoted in the swarm.\n`);
+      }
+    },
   };
 }
 
@@ -56,6 +115,45 @@ export const nodeCommand: Command = {
           nodes.push((await call(global, 'getNode', { node: ref === 'self' ? info.nodeId : ref })).node);
         }
         out.write(JSON.stringify(nodes, null, 4) + '\n');
+      },
+    },
+    {
+      name: 'update',
+      summary: 'Update a node',
+      usage: '[OPTIONS] NODE',
+      minArgs: 1,
+      maxArgs: 1,
+      flags: updateFlags,
+      run: async ({ args, flags, global, out }) => {
+        const ref = args[0]!;
+        // Bad values fail before any call; whether a removed label exists needs the node.
+        applyNodeUpdate(NodeSpec.decode(new Uint8Array()), { ...flags, 'label-rm': [] });
+        const node = await getNode(global, ref);
+        await updateNode(global, node, applyNodeUpdate(node.spec ?? NodeSpec.decode(new Uint8Array()), flags));
+        out.write(ref + '\n');
+      },
+    },
+    roleCommand('promote', 'MANAGER'),
+    roleCommand('demote', 'WORKER'),
+    {
+      name: 'rm',
+      aliases: ['remove'],
+      summary: 'Remove one or more nodes from the swarm',
+      usage: '[OPTIONS] NODE [NODE...]',
+      minArgs: 1,
+      flags: [{ name: 'force', short: 'f', kind: 'bool', description: 'Force remove a node from the swarm' }],
+      run: async ({ args, flags, global, out }) => {
+        const errors: string[] = [];
+        for (const ref of args) {
+          try {
+            await call(global, 'removeNode', { node: ref, force: Boolean(flags.force) });
+            out.write(ref + '\n');
+          } catch (e) {
+            if (!(e as { userError?: boolean }).userError) throw e;
+            errors.push((e as Error).message);
+          }
+        }
+        if (errors.length) throw new UserError(errors.join('\n'));
       },
     },
   ],

@@ -63,6 +63,17 @@ export const swarmCommand: Command = {
         out.write(joinTokenText(role, res.token, res.managerAddr));
       },
     },
+    {
+      name: 'leave',
+      summary: 'Leave the swarm',
+      usage: '[OPTIONS]',
+      maxArgs: 0,
+      flags: [{ name: 'force', short: 'f', kind: 'bool', description: 'Force this node to leave the swarm, ignoring warnings' }],
+      run: async ({ flags, global, out }) => {
+        await call(global, 'leave', { force: Boolean(flags.force) });
+        out.write('Node left the swarm.\n');
+      },
+    },
   ],
 };
 

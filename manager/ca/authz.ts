@@ -13,6 +13,8 @@ const POLICIES: [prefix: string, policy: Policy][] = [
   ['/shoal.ca.CA/', 'anyone'],
   ['/shoal.health.Health/', 'anyone'],
   ['/shoal.dispatcher.Dispatcher/', ['manager', 'worker']],
+  // The consul-style KV (manager/kv/service.ts): every node's agent keeps the peer table there.
+  ['/shoal.kv.KV/', ['manager', 'worker']],
   ['/shoal.raft.Raft/', ['manager']],
   ['/shoal.membership.Membership/', ['manager']],
   ['/shoal.control.Control/', ['manager']],

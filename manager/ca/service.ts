@@ -64,6 +64,10 @@ async function issue(call: grpc.ServerUnaryCall<IssueNodeCertificateRequest, Iss
     // Renewal: the certificate says who this is; the store says what role it should now have.
     const node = deps.store.get('nodes', peer.identity.nodeId);
     if (!node) throw new CallError(grpc.status.PERMISSION_DENIED, `node ${peer.identity.nodeId} was removed from the cluster`);
+    // Only the certificate on record renews: one replaced by an earlier renewal is dead.
+    if (node.certificateFingerprint && node.certificateFingerprint !== peer.fingerprint256) {
+      throw new CallError(grpc.status.PERMISSION_DENIED, `node ${node.id}: this certificate was replaced by a renewal and is no longer valid`);
+    }
     nodeId = node.id;
     role = fromProtoRole(node.spec?.desiredRole ?? 'WORKER');
   } else {

@@ -29,7 +29,7 @@ import type {
   UpdateTaskStatusResponse,
   WeightedPeer,
 } from '../../proto/gen/dispatcher.js';
-import { Node, NodeStatus, Task, TaskStateNumber, type TaskState } from '../../proto/gen/objects.js';
+import { Node, NodeSpec, NodeStatus, Task, TaskStateNumber, type TaskState } from '../../proto/gen/objects.js';
 import { callerIdentity } from '../ca/authz.js';
 import { blank, copy } from '../store/blank.js';
 import type { MemoryStore, StoreEvent } from '../store/memory.js';
@@ -224,16 +224,36 @@ export class Dispatcher {
     const s: NodeSession = { id: randomUUID(), nodeId, expiry: setTimeout(() => undefined, 0), closers: new Set() };
     this.sessions.set(nodeId, s);
     this.armExpiry(s);
-    const close = () => call.end();
+    const store = this.options.store;
+    const message = (node: Node | null): SessionMessage => ({ sessionId: s.id, node, managers: this.options.managers?.() ?? [], rootCaPem: this.options.rootCaPem?.() ?? '' });
+    // The node's spec changing (a promotion, demotion, drain) is news for its agent: send it.
+    const onNodeChange = (ev: StoreEvent) => {
+      if (ev.table !== 'nodes' || ev.kind !== 'update' || (ev.object as Node).id !== nodeId) return;
+      const old = ev.old as Node | undefined;
+      const now = ev.object as Node;
+      const sameSpec = old?.spec && now.spec && Buffer.from(NodeSpec.encode(old.spec)).equals(NodeSpec.encode(now.spec));
+      // Leaving Raft after a demotion shows as the manager status going away: news too.
+      const sameRaft = (old?.managerStatus?.raftId ?? 0) === (now.managerStatus?.raftId ?? 0);
+      if (sameSpec && sameRaft) return;
+      call.write(message(ev.object as Node));
+    };
+    const close = () => {
+      store.off('change', onNodeChange);
+      call.end();
+    };
     s.closers.add(close);
     // A closed stream does not end the session: only a missed heartbeat marks the node DOWN, so a
     // quick reconnect (or a failover to this manager) does not flap it.
-    call.on('cancelled', () => s.closers.delete(close));
+    call.on('cancelled', () => {
+      store.off('change', onNodeChange);
+      s.closers.delete(close);
+    });
     const addr = peerHost(call.getPeer());
     this.setNodeStatus(nodeId, { state: 'READY', message: '', addr }, call.request.description ?? undefined).then(
       (node) => {
         if (!s.closers.has(close)) return;
-        call.write({ sessionId: s.id, node: node ?? null, managers: this.options.managers?.() ?? [], rootCaPem: this.options.rootCaPem?.() ?? '' });
+        call.write(message(node ?? null));
+        store.on('change', onNodeChange);
         this.log('session opened', { node: nodeId, session: s.id, addr });
       },
       (err: unknown) => {

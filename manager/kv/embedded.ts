@@ -111,6 +111,16 @@ export class EmbeddedKv implements Kv {
       });
   }
 
+  /**
+   * For a manager that just became leader: restart every session's TTL from now (the
+   * `resetSessionTimers` op), so agents that could not renew during the election keep their keys.
+   */
+  async resetSessionTimers(): Promise<void> {
+    // No session, nothing to restart: spare the log an entry at every election.
+    if (this.sm.nextExpiry() === undefined) return;
+    await this.submit({ type: 'resetSessionTimers' });
+  }
+
   private open(): void {
     if (this.closed) throw new KvError('kv is closed', 'closed');
   }

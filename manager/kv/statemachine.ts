@@ -27,7 +27,13 @@ export type KvOp =
   | { type: 'sessionRenew'; id: string }
   | { type: 'sessionDestroy'; id: string }
   /** Deletes every session whose deadline is at or before the apply time, and its keys. */
-  | { type: 'expireSessions' };
+  | { type: 'expireSessions' }
+  /**
+   * Restarts every session's TTL from the apply time (never shortens one). A new leader proposes
+   * it first, as Consul resets session timers on a leader election: renewals sent while no leader
+   * could take them must not cost an agent its session.
+   */
+  | { type: 'resetSessionTimers' };
 
 export interface ApplyContext {
   /** The Raft log index of this op: strictly increasing. */
@@ -145,6 +151,10 @@ export class KvStateMachine {
           if (this.sessions.get(id)!.expiresAt <= now) changed.push(...this.destroySession(id));
         }
         return { ok: true, changed: changed.sort(compareKeys) };
+      }
+      case 'resetSessionTimers': {
+        for (const s of this.sessions.values()) s.expiresAt = Math.max(s.expiresAt, now + s.ttlMs);
+        return { ok: true, changed: [] };
       }
       default:
         throw new KvError(`unknown kv op ${JSON.stringify((op as { type?: unknown }).type)}`, 'invalid');

@@ -3,7 +3,7 @@
 // writes through here so that a task is written at most once per transaction: the store checks
 // each update against the version read, and a second update of the same task in one transaction
 // would conflict with the first.
-import { Task, type Node, type Service, type TaskState } from '../../proto/gen/objects.js';
+import { Service, Task, type Node, type TaskState } from '../../proto/gen/objects.js';
 import { copy } from '../store/blank.js';
 import type { Tx } from '../store/memory.js';
 import { admitNewTask, newTask, slotKey, type Placement } from './task.js';
@@ -45,6 +45,7 @@ export const DEFAULT_TASK_HISTORY = 5;
 export class ReconcileContext {
   readonly effects: Effects = { restarts: [], promoted: [] };
   private readonly written = new Map<string, Task>();
+  private writtenService: Service | undefined;
 
   constructor(
     readonly tx: Tx,
@@ -95,6 +96,22 @@ export class ReconcileContext {
       // Already in this transaction: the object the transaction holds is changed in place.
       change(t);
     }
+  }
+
+  /**
+   * Changes the service this pass is about (its update status, a rollback's spec); repeated
+   * changes in one pass land in one write. Returns the service as this pass now sees it.
+   */
+  mutateService(service: Service, change: (s: Service) => void): Service {
+    if (!this.writtenService) {
+      if (!this.hasRoom()) return service;
+      this.writtenService = copy(Service, service);
+      change(this.writtenService);
+      this.tx.update('services', this.writtenService);
+    } else {
+      change(this.writtenService);
+    }
+    return this.writtenService;
   }
 
   setDesired(task: Task, state: TaskState): void {

@@ -22,6 +22,8 @@ import { RestartSupervisor, type SupervisorOptions } from './restart/supervisor.
 import { isGlobal, serviceMode } from './service.js';
 import { reapService } from './taskreaper/reaper.js';
 import { newTaskId, observedState } from './task.js';
+import { watchesTaskProgress } from './update/config.js';
+import { Updater } from './update/updater.js';
 
 export interface OrchestratorOptions extends SupervisorOptions {
   clock?: Clock;
@@ -38,6 +40,7 @@ export interface OrchestratorOptions extends SupervisorOptions {
 
 export class Orchestrator {
   readonly supervisor: RestartSupervisor;
+  readonly updater: Updater;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly newId: () => string;
@@ -68,12 +71,14 @@ export class Orchestrator {
     this.retryDelayMs = opts.retryDelayMs ?? 1000;
     this.maxWrites = Math.max(2, opts.maxWritesPerPass ?? 500); // a restart needs two
     this.supervisor = new RestartSupervisor(opts);
+    this.updater = new Updater(this.supervisor.oldTaskTimeoutMs);
   }
 
   /** Begins on leadership: reconciles every service from the store, then follows changes. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.updater.progress.lookAfresh();
     this.store.on('change', this.onChange);
     this.store.on('restore', this.onRestore);
     this.everything = true;
@@ -158,7 +163,7 @@ export class Orchestrator {
     try {
       const effects = await this.store.update((tx) => {
         const ctx = new ReconcileContext(tx, this.clock.now(), { newId: this.newId, allocatorRuns: this.allocatorRuns, maxWrites: this.maxWrites });
-        reconcile(ctx, serviceId, this.supervisor);
+        reconcile(ctx, serviceId, this.supervisor, this.updater);
         wrote = tx.actions.length > 0;
         return ctx.effects;
       });
@@ -187,7 +192,10 @@ export class Orchestrator {
 
   private afterCommit(serviceId: string, effects: Effects): void {
     this.supervisor.commit(effects);
-    if (!this.store.get('services', serviceId)) this.supervisor.forgetService(serviceId);
+    if (!this.store.get('services', serviceId)) {
+      this.supervisor.forgetService(serviceId);
+      this.updater.progress.forgetService(serviceId);
+    }
     if (effects.wakeAt !== undefined) this.wakeAt(serviceId, effects.wakeAt);
     if (effects.more) this.dirty.add(serviceId);
   }
@@ -206,6 +214,13 @@ export class Orchestrator {
 
   private readonly onRestore = (): void => this.touch();
 
+  private taskChangeMatters(kind: StoreEvent['kind'], t: Task, old: Task | undefined): boolean {
+    if (taskChangeMatters(kind, t, old)) return true;
+    if (!progressChanged(t, old)) return false;
+    const service = this.store.get('services', t.serviceId);
+    return !!service && watchesTaskProgress(service);
+  }
+
   private readonly onChange = (ev: StoreEvent): void => {
     switch (ev.table) {
       case 'services':
@@ -214,7 +229,8 @@ export class Orchestrator {
       case 'tasks': {
         const t = ev.object as Task;
         if (ev.kind === 'remove' || t.desiredState !== 'READY') this.supervisor.forgetTask(t.id);
-        if (t.serviceId && taskChangeMatters(ev.kind, t, ev.old as Task | undefined)) this.dirty.add(t.serviceId);
+        if (ev.kind === 'remove') this.updater.progress.forgetTask(t.id);
+        if (t.serviceId && this.taskChangeMatters(ev.kind, t, ev.old as Task | undefined)) this.dirty.add(t.serviceId);
         break;
       }
       case 'nodes': {
@@ -238,15 +254,15 @@ export class Orchestrator {
 }
 
 /** One pass over one service: its mode's reconciler, then the reaper. */
-export function reconcile(ctx: ReconcileContext, serviceId: string, supervisor: RestartSupervisor): void {
+export function reconcile(ctx: ReconcileContext, serviceId: string, supervisor: RestartSupervisor, updater: Updater): void {
   const service: Service | undefined = ctx.tx.get('services', serviceId);
   if (service) {
     switch (serviceMode(service)) {
       case 'replicated':
-        reconcileReplicated(ctx, service, supervisor);
+        reconcileReplicated(ctx, service, supervisor, updater);
         break;
       case 'global':
-        reconcileGlobal(ctx, service, supervisor);
+        reconcileGlobal(ctx, service, supervisor, updater);
         break;
       case 'replicatedJob':
         reconcileReplicatedJob(ctx, service, supervisor);
@@ -264,12 +280,18 @@ export function reconcile(ctx: ReconcileContext, serviceId: string, supervisor: 
 const RUNNING = TaskStateNumber.RUNNING;
 const MAX_WRITE_STREAK = 100;
 
-/** Changes a pass must see: new or deleted tasks, desired state, node, or the task stopping. */
+/** Changes any pass must see: new or deleted tasks, desired state, node, or the task stopping. */
 function taskChangeMatters(kind: StoreEvent['kind'], t: Task, old: Task | undefined): boolean {
   if (kind !== 'update' || !old) return true;
   if (t.desiredState !== old.desiredState || t.nodeId !== old.nodeId) return true;
   const now = observedState(t);
   return now !== observedState(old) && TaskStateNumber[now] > RUNNING;
+}
+
+/** A task started, or its health changed: what a rolling update (or a start-first drain) waits for. */
+function progressChanged(t: Task, old: Task | undefined): boolean {
+  if (!old) return false;
+  return (observedState(t) === 'RUNNING' && observedState(old) !== 'RUNNING') || (t.status?.health ?? '') !== (old.status?.health ?? '');
 }
 
 /** Changes to what decides where tasks may run. */

@@ -9,6 +9,7 @@ import type { RestartSupervisor } from '../restart/supervisor.js';
 import { constraintsOf, nodeKeeps, nodeTakesNew } from '../service.js';
 import { groupBy, keepOneLive } from '../slots.js';
 import { hasEnded, isLive, newest } from '../task.js';
+import type { Updater } from '../update/updater.js';
 
 /**
  * The live tasks of one node (shared with global jobs): removed when the node left, shut down when
@@ -27,7 +28,7 @@ export function tendNodeTasks(ctx: ReconcileContext, service: Service, superviso
   }
 }
 
-export function reconcileGlobal(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor): void {
+export function reconcileGlobal(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor, updater: Updater): void {
   const byNode = () => groupBy(ctx.tasksOfService(service.id).filter((t) => t.slot === 0), (t) => t.nodeId);
 
   for (const tasks of byNode().values()) tendNodeTasks(ctx, service, supervisor, tasks);
@@ -42,6 +43,18 @@ export function reconcileGlobal(ctx: ReconcileContext, service: Service, supervi
     if (supervisor.heldByStoppedTask(newest(tasks), service, ctx.now)) continue;
     ctx.createTask(service, { nodeId: node.id });
   }
+
+  // Every node's slot goes through the rolling update; a node that takes nothing new (paused, not
+  // ready) keeps its old task until it does.
+  const slots = [...byNode()].filter(([, tasks]) => tasks.some(isLive) || newest(tasks)?.desiredState !== 'REMOVE');
+  updater.run(
+    ctx,
+    service,
+    slots.map(([nodeId, tasks]) => {
+      const node = ctx.node(nodeId);
+      return { tasks, where: { nodeId }, canStart: !!node && nodeTakesNew(node, constraints), order: nodeId };
+    }),
+  );
 
   for (const tasks of byNode().values()) supervisor.promoteReady(ctx, tasks);
 }

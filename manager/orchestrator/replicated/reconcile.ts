@@ -7,6 +7,7 @@ import type { ReconcileContext } from '../context.js';
 import type { RestartSupervisor } from '../restart/supervisor.js';
 import { groupBy, keepOneLive, tendReplicatedSlot } from '../slots.js';
 import { isLive, newest, observedState } from '../task.js';
+import type { Updater } from '../update/updater.js';
 
 /** A slot as scale decisions see it: its live tasks, or the stopped task that still holds it. */
 export interface OccupiedSlot {
@@ -52,7 +53,7 @@ export function scaleDownOrder(slots: OccupiedSlot[]): OccupiedSlot[] {
   return ranked.map((r) => r.s);
 }
 
-export function reconcileReplicated(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor): void {
+export function reconcileReplicated(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor, updater: Updater): void {
   const replicas = service.spec?.replicated?.replicas ?? 0;
   const slotTasks = () => groupBy(ctx.tasksOfService(service.id).filter((t) => t.slot > 0), (t) => t.slot);
 
@@ -75,6 +76,15 @@ export function reconcileReplicated(ctx: ReconcileContext, service: Service, sup
       for (const t of s.tasks) ctx.setDesired(t, 'REMOVE');
     }
   }
+
+  // Slots that stay go through the rolling update: those with a live task, and those held by a
+  // stopped one (a new task that failed and may not restart still counts against the update).
+  const kept = [...slotTasks()].filter(([, tasks]) => tasks.some(isLive) || newest(tasks)?.desiredState !== 'REMOVE');
+  updater.run(
+    ctx,
+    service,
+    kept.map(([slot, tasks]) => ({ tasks, where: { slot }, canStart: true, order: slot })),
+  );
 
   for (const tasks of slotTasks().values()) supervisor.promoteReady(ctx, tasks);
 }

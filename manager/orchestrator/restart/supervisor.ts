@@ -13,7 +13,8 @@
 // leader starts with a clean count.
 import { TaskStateNumber, type Service, type Task } from '../../../proto/gen/objects.js';
 import type { ReconcileContext, Effects } from '../context.js';
-import { isGlobal, isJob, nodeLost } from '../service.js';
+import { isGlobal, isJob, nodeInvalid, nodeLost } from '../service.js';
+import { isTaskDirty } from '../update/dirty.js';
 import { endedByItself, isLive, slotKey, succeeded } from '../task.js';
 
 export const DEFAULT_RESTART_DELAY_MS = 5000;
@@ -80,7 +81,9 @@ export class RestartSupervisor {
   /**
    * Shuts `t` down and, if it should be replaced, creates the replacement in the same slot (or on
    * the same node for global services). Only the first live task of a slot is ever replaced: if
-   * another live task is already there, none is created.
+   * another live task is already there, none is created — unless that one is on its way out: an
+   * old-spec task a start-first update keeps running until its successor runs, or a task a
+   * start-first service keeps on a drained node until then.
    */
   restart(ctx: ReconcileContext, service: Service, t: Task, cause: RestartCause): Task | undefined {
     // Both writes or neither: an old task shut down without its replacement would leave the slot
@@ -88,7 +91,7 @@ export class RestartSupervisor {
     if (!ctx.hasRoom(2)) return undefined;
     ctx.setDesired(t, 'SHUTDOWN');
     const job = isJob(service);
-    const others = ctx.tasksInSlot(t).filter((o) => isLive(o) && (!job || o.jobIteration === service.jobIteration));
+    const others = ctx.tasksInSlot(t).filter((o) => isLive(o) && (job ? o.jobIteration === service.jobIteration : !leaving(ctx, service, o)));
     if (others.length > 0) return undefined;
     if (job && t.jobIteration !== service.jobIteration) return undefined;
     if (cause === 'stopped' && !this.shouldRestart(t, service, ctx.now)) return undefined;
@@ -129,7 +132,7 @@ export class RestartSupervisor {
         ctx.wake(dueAt);
         continue;
       }
-      const oldStillRunning = slotTasks.some((o) => o.id !== t.id && !isLive(o) && this.stillRunning(ctx, o));
+      const oldStillRunning = slotTasks.some((o) => o.id !== t.id && !isLive(o) && stillRunning(ctx, o));
       if (oldStillRunning && ctx.now < dueAt + this.oldTaskTimeoutMs) {
         ctx.wake(dueAt + this.oldTaskTimeoutMs);
         continue;
@@ -137,12 +140,6 @@ export class RestartSupervisor {
       ctx.setDesired(t, 'RUNNING');
       ctx.effects.promoted.push(t.id);
     }
-  }
-
-  /** A task told to stop that its node may still be running (and will report). */
-  private stillRunning(ctx: ReconcileContext, t: Task): boolean {
-    const s = TaskStateNumber[t.status?.state ?? 'NEW'];
-    return s >= TaskStateNumber.ASSIGNED && s <= TaskStateNumber.RUNNING && !nodeLost(ctx.node(t.nodeId));
   }
 
   /** Records what a committed pass did. */
@@ -171,4 +168,16 @@ export class RestartSupervisor {
   forgetService(serviceId: string): void {
     for (const key of this.history.keys()) if (key.startsWith(serviceId + '/')) this.history.delete(key);
   }
+}
+
+/** A task that its node may still be running (and will report on): assigned up to running, on a node not lost. */
+export function stillRunning(ctx: ReconcileContext, t: Task): boolean {
+  const s = TaskStateNumber[t.status?.state ?? 'NEW'];
+  return s >= TaskStateNumber.ASSIGNED && s <= TaskStateNumber.RUNNING && !nodeLost(ctx.node(t.nodeId));
+}
+
+/** A live task that stays only until its successor in the slot runs (see `restart`). */
+function leaving(ctx: ReconcileContext, service: Service, t: Task): boolean {
+  const node = t.nodeId ? ctx.node(t.nodeId) : undefined;
+  return (!!t.nodeId && nodeInvalid(node)) || isTaskDirty(service, t, node);
 }

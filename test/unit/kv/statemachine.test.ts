@@ -145,6 +145,20 @@ test('sessions expire only through the expireSessions op, at the time stamped in
   assert.equal(sm.session('s1'), undefined);
 });
 
+test('a new leader\'s resetSessionTimers restarts every TTL from the time it stamped', () => {
+  const sm = new KvStateMachine();
+  sm.apply({ type: 'sessionCreate', id: 'short', ttlMs: 100 }, { index: 1, now: 1000 }); // deadline 1100
+  sm.apply({ type: 'sessionCreate', id: 'long', ttlMs: 10_000 }, { index: 2, now: 1000 }); // deadline 11000
+  sm.apply({ type: 'put', key: 'ep/1', value: enc('x'), session: 'short' }, { index: 3, now: 1010 });
+  // The old leader died; the new one takes over after the short session's deadline passed.
+  const result = sm.apply({ type: 'resetSessionTimers' }, { index: 4, now: 1150 });
+  assert.deepEqual([result.ok, result.changed], [true, []]);
+  assert.equal(sm.nextExpiry(), 1250, 'short: 1150 + its TTL');
+  assert.deepEqual(sm.apply({ type: 'expireSessions' }, { index: 5, now: 1200 }).changed, [], 'the key outlived its old deadline');
+  assert.deepEqual(sm.apply({ type: 'expireSessions' }, { index: 6, now: 1250 }).changed, ['ep/1']);
+  assert.equal(sm.nextExpiry(), 11_150, 'long: restarted from 1150 too');
+});
+
 test('time never goes backwards across leaders', () => {
   const sm = new KvStateMachine();
   sm.apply({ type: 'sessionCreate', id: 's1', ttlMs: 100 }, { index: 1, now: 5000 });
@@ -182,6 +196,7 @@ test('ops survive the wire encoding, values as bytes', () => {
     { type: 'delete', key: 'd', recurse: true },
     { type: 'sessionCreate', id: 's', ttlMs: 10, node: 'n' },
     { type: 'expireSessions' },
+    { type: 'resetSessionTimers' },
   ];
   for (const op of ops) assert.deepEqual(decodeOp(encodeOp(op)), op);
 });
