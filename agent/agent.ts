@@ -23,6 +23,10 @@ import type { Logger } from '../util/log.js';
 export interface AgentSettings {
   /** Registries (host[:port]) pulled from without TLS verification. */
   insecureRegistries?: string[];
+  /** cgroup parent of the containers; default /shoal. */
+  cgroupParent?: string;
+  /** Prefix of the network namespaces this agent names; default "shoal-". */
+  netnsPrefix?: string;
 }
 
 export interface AgentOptions extends AgentSettings {
@@ -50,7 +54,7 @@ export class Agent {
   async start(): Promise<void> {
     const root = join(this.opts.dataRoot, 'agent');
     const log = (message: string, fields: Record<string, unknown>) => this.opts.log.info(message, fields);
-    this.runtime = new RuncRuntime({ root: join(root, 'runtime') });
+    this.runtime = new RuncRuntime({ root: join(root, 'runtime'), ...(this.opts.cgroupParent ? { cgroupParent: this.opts.cgroupParent } : {}) });
     const insecure = new Set(this.opts.insecureRegistries ?? []);
     const images = new ImageStoreProvider(new ImageStore(join(root, 'images')), {
       pullOptions: (reference) => ({ insecure: insecure.has(parseReference(reference).registry) }),
@@ -72,6 +76,7 @@ export class Agent {
       nodeId: this.opts.nodeId,
       vtep: this.opts.vtep,
       stateDir: join(root, 'network'),
+      ...(this.opts.netnsPrefix ? { netnsPrefix: this.opts.netnsPrefix } : {}),
       log: this.opts.log.child('network'),
       discovery: this.discovery,
     });

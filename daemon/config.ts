@@ -21,6 +21,10 @@ export interface DaemonConfig {
    * a redis:// url puts it in that Redis server (recorded in ClusterSpec.kv_url for every agent).
    */
   kvUrl: string;
+  /** cgroup parent of every container (dockerd's --cgroup-parent). */
+  cgroupParent: string;
+  /** Prefix of the network namespaces the agent names (tasks, overlay sandboxes) under /run/netns. */
+  netnsPrefix: string;
 }
 
 export const daemonFlags: FlagSpec[] = [
@@ -31,6 +35,8 @@ export const daemonFlags: FlagSpec[] = [
   { name: 'advertise-addr', kind: 'string', default: '', description: 'Address other nodes reach this one at (host:port)' },
   { name: 'metrics-addr', kind: 'string', default: '127.0.0.1:9323', description: 'Address of the Prometheus /metrics endpoint ("" to disable)' },
   { name: 'insecure-registry', kind: 'list', description: 'Registry (host:port) to pull from without TLS verification (repeatable)' },
+  { name: 'cgroup-parent', kind: 'string', default: '/shoal', description: 'Parent cgroup of all containers' },
+  { name: 'netns-prefix', kind: 'string', default: 'shoal-', description: 'Prefix of the network namespaces this daemon creates in /run/netns (several daemons on one machine need distinct ones)' },
   { name: 'log-level', short: 'l', kind: 'string', default: 'info', description: 'Log level (debug, info, warn, error)' },
   { name: 'kv', kind: 'string', default: '', description: 'KV of a swarm this node founds: redis://HOST:PORT[/DB][?prefix=P] ("" = embedded in the managers)' },
 ];
@@ -65,5 +71,9 @@ export function configFromFlags(flags: FlagValues): DaemonConfig {
       throw new UsageError(`invalid --kv: ${(err as Error).message}`);
     }
   }
-  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel, insecureRegistries, kvUrl };
+  const cgroupParent = String(flags['cgroup-parent']);
+  if (!/^\/[A-Za-z0-9_./-]*$/.test(cgroupParent) || cgroupParent.includes('..')) throw new UsageError(`invalid --cgroup-parent "${cgroupParent}": expected an absolute cgroup path like /shoal`);
+  const netnsPrefix = String(flags['netns-prefix']);
+  if (!/^[A-Za-z0-9_.-]{1,40}$/.test(netnsPrefix)) throw new UsageError(`invalid --netns-prefix "${netnsPrefix}": use 1 to 40 of A-Z, a-z, 0-9, '_', '.', '-'`);
+  return { dataRoot: String(flags['data-root']), socketPath: host.slice('unix://'.length), listenAddr, advertiseAddr, metricsAddr, logLevel, insecureRegistries, kvUrl, cgroupParent, netnsPrefix };
 }

@@ -4,7 +4,8 @@
 // decides where a write runs: on the leader it runs here; a follower refuses, naming the leader
 // (forwarding the request to the leader belongs there too).
 import * as grpc from '@grpc/grpc-js';
-import { ControlService, type ControlHandlers } from '../proto/gen/control.js';
+import { ControlClient, ControlService, type ControlHandlers } from '../proto/gen/control.js';
+import { MANAGER_CHANNEL_OPTIONS } from '../manager/ca/tlsconfig.js';
 import { formatJoinToken, newSecret } from '../manager/ca/token.js';
 import { copy } from '../manager/store/blank.js';
 import { Cluster } from '../proto/gen/objects.js';
@@ -69,7 +70,14 @@ export function controlContext(m: Manager): ControlContext {
   };
 }
 
-export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers {
+/**
+ * Where the handlers serve: the local socket (the CLI; a follower forwards writes to the leader),
+ * or the cluster port (a follower's forwarded write; served only by the leader, never forwarded
+ * again, so a change of leader mid-call cannot make a loop).
+ */
+export type ControlEndpoint = 'local' | 'cluster';
+
+export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: ControlEndpoint = 'local'): ControlHandlers {
   const manager = () => {
     if (!swarm.state) throw new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not a swarm manager. Use "shoal swarm init" or "shoal swarm join" to connect this node to swarm and try again.');
     if (!swarm.manager) throw new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not a swarm manager. Worker nodes can\'t be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.');
@@ -85,16 +93,14 @@ export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers
     const m = manager();
     if (!m.isLeader) {
       const leader = m.raft.memberList().find((x) => x.id === m.raft.leader)?.addr;
-      throw new SwarmError(
-        grpc.status.UNAVAILABLE,
-        leader ? `this manager is not the leader: run the command on the leader manager (${leader})` : 'the cluster has no leader right now (it may have lost quorum): try again shortly',
-      );
+      if (!leader) throw new SwarmError(grpc.status.UNAVAILABLE, 'the cluster has no leader right now (it may have lost quorum): try again shortly');
+      if (endpoint === 'cluster') throw new SwarmError(grpc.status.UNAVAILABLE, `this manager is no longer the leader (the leader is ${leader}): try again`);
+      return forwardToLeader(leader, swarm.managerCredentials(), method, request);
     }
-    void [method, request]; // what forwarding to the leader will send
     return local(controlContext(m), m);
   };
 
-  return {
+  const handlers: ControlHandlers = {
     init: (call, cb) => reply(cb, () => swarm.init({ listenAddr: call.request.listenAddr || '0.0.0.0:2377', advertiseAddr: call.request.advertiseAddr })),
     join: (call, cb) =>
       reply(cb, () => {
@@ -186,8 +192,32 @@ export function controlHandlers(swarm: Swarm, dataRoot: string): ControlHandlers
       call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'watch is not implemented yet' });
     },
   };
+  if (endpoint === 'cluster') {
+    // This node's own membership is decided on this node only, never by another manager.
+    const localOnly = (_call: unknown, cb: Callback<never>) => cb({ code: grpc.status.PERMISSION_DENIED, details: 'swarm init, join and leave are served on the local socket only' });
+    Object.assign(handlers, { init: localOnly, join: localOnly, leave: localOnly });
+  }
+  return handlers;
 }
 
 export function registerControl(server: grpc.Server, swarm: Swarm, dataRoot: string): void {
   server.addService(ControlService, controlHandlers(swarm, dataRoot));
+  // Every manager also serves the Control API to the other managers, for forwarded writes.
+  swarm.onManagerStarted = (m) => m.addService(ControlService, controlHandlers(swarm, dataRoot, 'cluster') as unknown as grpc.UntypedServiceImplementation);
+  if (swarm.manager) swarm.onManagerStarted(swarm.manager);
+}
+
+/** The same call, made on the leader with this manager's certificate; its answer or error is ours. */
+function forwardToLeader<K extends WriteMethod>(leader: string, credentials: grpc.ChannelCredentials, method: K, request: RequestOf<K>): Promise<ResponseOf<K>> {
+  const client = new ControlClient(leader, credentials, MANAGER_CHANNEL_OPTIONS);
+  const fn = client[method] as unknown as (req: RequestOf<K>, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: ResponseOf<K>) => void) => void;
+  return new Promise<ResponseOf<K>>((resolve, reject) =>
+    fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + 60_000 }, (e, r) => {
+      if (e) {
+        // A leader we cannot reach is this cluster's trouble, not a bad request: say which.
+        const unreachable = e.code === grpc.status.UNAVAILABLE && /connect|No connection/i.test(e.details);
+        reject(new SwarmError(e.code, unreachable ? `the leader manager (${leader}) cannot be reached: ${e.details}` : e.details || e.message));
+      } else resolve(r as ResponseOf<K>);
+    }),
+  ).finally(() => client.close());
 }

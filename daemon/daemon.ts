@@ -26,7 +26,7 @@ export class Daemon {
     readonly config: DaemonConfig,
     private readonly log: Logger,
   ) {
-    this.swarm = new Swarm(config.dataRoot, log.child('swarm'), undefined, { insecureRegistries: config.insecureRegistries });
+    this.swarm = new Swarm(config.dataRoot, log.child('swarm'), undefined, { insecureRegistries: config.insecureRegistries, cgroupParent: config.cgroupParent, netnsPrefix: config.netnsPrefix });
   }
 
   async start(): Promise<void> {

@@ -39,6 +39,8 @@ export class Swarm {
   manager: Manager | null = null;
   agent: Agent | null = null;
   private renewer: CertificateRenewer | null = null;
+  /** Called with every manager this node starts (the daemon serves the Control API on its port). */
+  onManagerStarted: ((m: Manager) => void) | null = null;
   /** This node as its agent's last session message described it. */
   private lastNode: Node | null = null;
   private changingRole = false;
@@ -221,6 +223,13 @@ export class Swarm {
       tickMs: this.tickMs,
       log: this.log.child('manager'),
     });
+    this.onManagerStarted?.(this.manager);
+  }
+
+  /** The node's own credentials for dialing other managers (forwarding a write to the leader). */
+  managerCredentials(): grpc.ChannelCredentials {
+    const c = this.certs();
+    return clusterChannelCredentials(c.ca, c.cert, c.key);
   }
 
   private refuseIfMember(): void {

@@ -329,6 +329,11 @@ export class Manager {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** Serves another service on the cluster port (mutual TLS; the authz interceptor guards it). */
+  addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
+    this.server.addService(service, handlers);
+  }
+
   /** A renewed node certificate (or rotated CA): new connections to this manager use it. */
   updateCertificates(next: { ca?: string; cert?: string; key?: string }): void {
     this.certs.update(next);

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { registryHost } from './registry.js';
+import { agentNetnsPrefix, labCgroupParent } from './layout.js';
 import { UserError } from '../../util/command.js';
 import type { Lab } from './lab.js';
 
@@ -42,7 +43,9 @@ export async function startDaemon(lab: Lab, host: string): Promise<number> {
   const h = lab.host(host);
   const log = openSync(logFile(lab, host), 'a');
   const registry = lab.layout().registry ? ['--insecure-registry', registryHost(lab.layout())] : [];
-  const argv = [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`, ...registry];
+  // Names that are the lab's, so `lab down` finds every namespace and cgroup the agents made.
+  const own = ['--netns-prefix', agentNetnsPrefix(lab.name, host), '--cgroup-parent', labCgroupParent(lab.name, host)];
+  const argv = [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`, ...registry, ...own];
   const child = lab.spawn(host, argv, { stdio: ['ignore', log, log] });
   closeSync(log);
   child.unref();

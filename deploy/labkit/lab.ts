@@ -5,9 +5,9 @@
 // `down` is the safety net of everything else: it finds what to clean both from hosts.json and by
 // naming convention, so it works after a crash, a killed `up`, a failed `down`, or twice.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { UserError } from '../../util/command.js';
-import { DATA_ROOT, DEFAULT_LAB, DEFAULT_SUBNET, HOST_IFACE, isLabNamespace, labLayout, NETNS_DIR, STATE_ROOT, validateLabName, type HostLayout, type LabLayout } from './layout.js';
+import { DATA_ROOT, DEFAULT_LAB, LAB_CGROUP_ROOT, DEFAULT_SUBNET, HOST_IFACE, isLabNamespace, labLayout, NETNS_DIR, STATE_ROOT, validateLabName, type HostLayout, type LabLayout } from './layout.js';
 import { isMountPoint, mountsUnder, unmountAll } from './mounts.js';
 import { isNamespaceFile, killProcess, killProcessesIn, namespaceId, processStartTime, type NamespaceId } from './procs.js';
 import { startRegistry } from './registry.js';
@@ -251,7 +251,16 @@ export class Lab {
       await removeMounted([path], () => rmSync(path, { force: true }), mounts);
       namespaces.push(path.slice(NETNS_DIR.length + 1));
     }
-    rmSync(this.dataDir, { recursive: true, force: true });
+    // Containers live in namespaces of their own, not the hosts': their cgroups name them.
+    const containerProcs = await killLabContainers(this.name);
+    if (containerProcs.length) this.log(`killed ${containerProcs.length} container process${containerProcs.length === 1 ? '' : 'es'}`);
+    // Containers' root filesystems (overlay mounts) under the hosts' data, then their cgroups.
+    await removeMounted(
+      () => mountsUnder(this.dataDir),
+      () => rmSync(this.dataDir, { recursive: true, force: true }),
+      mounts,
+    );
+    removeLabCgroups(this.name);
     // Last, so a `down` that fails above can be run again and still find the record.
     await removeMounted(
       () => mountsUnder(this.stateDir),
@@ -303,6 +312,78 @@ export class Lab {
     };
   }
 }
+
+/** SIGKILLs every process in the lab's container cgroups and waits until they are gone. */
+async function killLabContainers(lab: string): Promise<number[]> {
+  const killed = new Set<number>();
+  for (let round = 0; round < 50; round++) {
+    const pids = labCgroupPids(lab);
+    if (pids.length === 0) return [...killed];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.add(pid);
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new UserError(`processes in the cgroups of lab ${lab} would not die: ${labCgroupPids(lab).join(' ')}`);
+}
+
+function labCgroupPids(lab: string): number[] {
+  const pids = new Set<number>();
+  const walk = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    try {
+      for (const line of readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n')) if (line) pids.add(Number(line));
+    } catch {
+      // not a cgroup directory
+    }
+    for (const e of entries) if (e.isDirectory()) walk(`${dir}/${e.name}`);
+  };
+  let controllers: string[] = [];
+  try {
+    controllers = readdirSync(CGROUP_FS);
+  } catch {
+    return [];
+  }
+  for (const c of controllers) walk(`${CGROUP_FS}/${c}${LAB_CGROUP_ROOT}/${lab}`);
+  return [...pids];
+}
+
+/** Removes the (now empty: their processes are dead) cgroups of the lab's containers, deepest first. */
+function removeLabCgroups(lab: string): void {
+  let controllers: string[];
+  try {
+    controllers = readdirSync(CGROUP_FS);
+  } catch {
+    return;
+  }
+  const rmTree = (dir: string): void => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const e of entries) rmTree(`${dir}/${e}`);
+    try {
+      rmdirSync(dir);
+    } catch {
+      // busy (a process outlived the kill) or already gone: nothing more to do here
+    }
+  };
+  for (const c of controllers) rmTree(`${CGROUP_FS}/${c}${LAB_CGROUP_ROOT}/${lab}`);
+}
+
+const CGROUP_FS = '/sys/fs/cgroup';
 
 /**
  * Unmounts, then removes. Retried: a tool that `up` started just before it was killed may still

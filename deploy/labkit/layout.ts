@@ -4,7 +4,9 @@
 // Naming. A lab called LAB owns exactly these names, and nothing else:
 //   network namespaces  LAB-underlay (the shared segment: bridge br0, one port per host)
 //                       LAB-h1 … LAB-hN (the hosts: lo, and eth0 whose peer is port hI on br0)
-//                       LAB-registry (reserved for a registry host)
+//                       LAB-registry (the registry host)
+//                       LAB-hI.* (what host hI's shoald makes: task namespaces, overlay sandboxes)
+//   cgroups             /shoal-lab/LAB/hI/<container> (host hI's containers)
 //   state               /run/shoal-lab/LAB/            hosts.json, one folder per host:
 //                       /run/shoal-lab/LAB/hosts/hI/   uts (persistent UTS namespace file),
 //                                                      shoal.sock (the host's daemon socket)
@@ -32,7 +34,7 @@ export const HOST_IFACE = 'eth0';
 
 const LAB_NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
 /** Roles a lab namespace can have; see isLabNamespace. Add new roles here (without '-'). */
-const ROLE = /^(h[1-9][0-9]*|underlay|registry)$/;
+const ROLE = /^(h[1-9][0-9]*(\.[a-z0-9-]+)?|underlay|registry)$/;
 
 export interface HostLayout {
   /** `h1` … `hN`: the hostname, and the name used by `lab exec`. */
@@ -137,6 +139,18 @@ export function labLayout(name: string, hostCount: number, subnetCidr: string = 
     reserved: { registry: registryAddress },
     ...(registry ? { registry } : {}),
   };
+}
+
+/** The --netns-prefix of host `host`'s shoald: its namespaces are `LAB-hI.<name>`. */
+export function agentNetnsPrefix(lab: string, host: string): string {
+  return `${lab}-${host}.`;
+}
+
+export const LAB_CGROUP_ROOT = '/shoal-lab';
+
+/** The --cgroup-parent of host `host`'s shoald. */
+export function labCgroupParent(lab: string, host: string): string {
+  return `${LAB_CGROUP_ROOT}/${lab}/${host}`;
 }
 
 export function namespaceName(lab: string, role: string): string {
