@@ -2,6 +2,7 @@
 // Pure: the controller supplies what only it knows (container id, prepared rootfs, image config,
 // network setup). validateTask() runs before anything is prepared, so a spec this node cannot run
 // is rejected with a message naming the bad value instead of failing halfway.
+import { expandTemplate, templateValues } from './templates.js';
 import { createHash } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import type { HealthConfig as TaskHealthConfig, Task } from '../../proto/gen/objects.js';
@@ -112,6 +113,19 @@ export function validateTask(task: Task): void {
   for (const e of c.env) {
     if (e === '' || e.startsWith('=')) throw new SpecRejectedError(`invalid environment entry "${e}": expected KEY=VALUE`);
   }
+  // Templates expand now, so a bad placeholder rejects the task before anything is made.
+  expandTemplates(task);
+}
+
+/** The container spec's templated fields (hostname, env, mount sources) expanded for this task. */
+function expandTemplates(task: Task): { hostname: string; env: string[]; sources: string[] } {
+  const c = containerSpecOf(task);
+  const values = templateValues(task);
+  return {
+    hostname: expandTemplate(c.hostname, values, 'hostname'),
+    env: c.env.map((e) => expandTemplate(e, values, 'environment entry')),
+    sources: c.mounts.map((m) => expandTemplate(m.source, values, 'mount source')),
+  };
 }
 
 function taskHealth(h: TaskHealthConfig): HealthCheckConfig {
@@ -154,15 +168,15 @@ export interface RuntimeSpecInput {
   network: NetworkSetup;
 }
 
-function mountsOf(task: Task, containerId: string): MountSpec[] {
+function mountsOf(task: Task, containerId: string, sources: string[]): MountSpec[] {
   return containerSpecOf(task).mounts.map((m, i): MountSpec => {
     const readOnly = m.readOnly;
     switch (m.type) {
       case 'BIND':
-        return { type: 'bind', source: m.source, target: m.target, readOnly };
+        return { type: 'bind', source: sources[i]!, target: m.target, readOnly };
       case 'VOLUME': {
         // An anonymous volume gets a name of its own, stable for this container and target.
-        const source = m.source || createHash('sha256').update(`${containerId}\0${i}\0${m.target}`).digest('hex');
+        const source = sources[i] || createHash('sha256').update(`${containerId}\0${i}\0${m.target}`).digest('hex');
         return { type: 'volume', source, target: m.target, readOnly };
       }
       case 'TMPFS':
@@ -180,6 +194,7 @@ export function toRuntimeSpec(task: Task, input: RuntimeSpecInput): ContainerSpe
   if (limits?.nanoCpus) resources.nanoCpus = limits.nanoCpus;
   if (limits?.pids) resources.pidsLimit = limits.pids;
   const hosts = [...(input.network.hosts ?? []), ...c.hosts.map(parseHostEntry)];
+  const expanded = expandTemplates(task);
   const spec: ContainerSpec = {
     id: input.containerId,
     name: taskName(task),
@@ -192,8 +207,8 @@ export function toRuntimeSpec(task: Task, input: RuntimeSpecInput): ContainerSpe
       ...(input.image.config.User ? { User: input.image.config.User } : {}),
       ...(input.image.config.StopSignal ? { StopSignal: input.image.config.StopSignal } : {}),
     },
-    env: c.env,
-    mounts: mountsOf(task, input.containerId),
+    env: expanded.env,
+    mounts: mountsOf(task, input.containerId, expanded.sources),
     // The task's labels first: ours say which task this is and must not be overridden.
     labels: { ...c.labels, ...taskLabels(task) },
     stopGraceMs: c.stopGracePeriodMs > 0 ? c.stopGracePeriodMs : DEFAULT_STOP_GRACE_MS,
@@ -202,7 +217,7 @@ export function toRuntimeSpec(task: Task, input: RuntimeSpecInput): ContainerSpe
   if (c.args.length > 0) spec.args = c.args;
   if (c.dir) spec.cwd = c.dir;
   if (c.user) spec.user = c.user;
-  if (c.hostname) spec.hostname = c.hostname;
+  if (expanded.hostname) spec.hostname = expanded.hostname;
   if (Object.keys(resources).length > 0) spec.resources = resources;
   if (c.capAdd.length > 0) spec.capAdd = c.capAdd;
   if (c.capDrop.length > 0) spec.capDrop = c.capDrop;

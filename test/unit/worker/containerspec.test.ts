@@ -135,3 +135,18 @@ test('sizes and host entries', () => {
   assert.deepEqual(parseHostEntry('1.2.3.4 a b'), { ip: '1.2.3.4', names: ['a', 'b'] });
   assert.deepEqual(parseHostEntry('a:fe80::1'), { ip: 'fe80::1', names: ['a'] });
 });
+
+test("Docker's templates in hostname, env and mount sources; an unknown placeholder rejects the task", () => {
+  const task = makeTask('t1', {
+    hostname: '{{.Node.Hostname}}-{{ .Task.Slot }}',
+    env: ['WHO={{.Task.Name}}', 'SVC={{.Service.Name}}', 'PLAIN=x'],
+    mounts: [{ type: 'BIND', source: '/data/{{.Task.Slot}}', target: '/d', readOnly: false, tmpfsSizeBytes: 0 }],
+  });
+  const spec = toRuntimeSpec(task, input);
+  assert.match(spec.hostname ?? '', /^.+-1$/);
+  assert.deepEqual(spec.env, ['WHO=web.1.t1', 'SVC=web', 'PLAIN=x']);
+  const m = spec.mounts?.[0];
+  assert.equal(m && 'source' in m ? m.source : undefined, '/data/1');
+  const bad = makeTask('t2', { hostname: '{{.Task.Nmae}}' });
+  assert.throws(() => validateTask(bad), (e: Error) => e instanceof SpecRejectedError && /\{\{\.Task\.Nmae\}\}/.test(e.message));
+});
