@@ -1,7 +1,8 @@
 // The orchestrators, run on the leader only. One runner drives every mode (replicated, global,
-// replicated-job, global-job), the restart supervisor and the task reaper, because they all write
-// the same slots: their passes run one at a time, each pass over one service in one transaction
-// that re-reads the committed state, so nothing decides on a view an earlier write made stale.
+// replicated-job, global-job), the restart supervisor, the rolling updater and the task reaper,
+// because they all write the same slots: their passes run one at a time, each pass over one
+// service in one transaction that re-reads the committed state, so nothing decides on a view an
+// earlier write made stale.
 //
 // Level-triggered: a pass looks at the whole service and makes the store match its spec, so
 // running it twice changes nothing, and a new leader that starts over the same store converges

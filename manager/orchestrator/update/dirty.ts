@@ -16,8 +16,20 @@ function canonical<T>(codec: Codec<T>, value: T): string {
   );
 }
 
-const taskSpecText = (s: TaskSpec | null | undefined): string => canonical(TaskSpec, s ?? blank(TaskSpec));
-const endpointSpecText = (e: Endpoint | null | undefined): string => canonical(EndpointSpec, e?.spec ?? blank(EndpointSpec));
+// Objects in the store are never changed in place (a writer changes a copy), so the text of each
+// spec object is worked out once: a pass over a big service compares thousands of tasks.
+const texts = new WeakMap<object, string>();
+function memo<T extends object>(codec: Codec<T>, value: T): string {
+  let text = texts.get(value);
+  if (text === undefined) texts.set(value, (text = canonical(codec, value)));
+  return text;
+}
+
+// A missing spec is the blank one: a task of a service without a task spec gets a blank spec.
+const NO_TASK_SPEC = canonical(TaskSpec, blank(TaskSpec));
+const NO_ENDPOINT_SPEC = canonical(EndpointSpec, blank(EndpointSpec));
+const taskSpecText = (s: TaskSpec | null | undefined): string => (s ? memo(TaskSpec, s) : NO_TASK_SPEC);
+const endpointSpecText = (e: Endpoint | null | undefined): string => (e?.spec ? memo(EndpointSpec, e.spec) : NO_ENDPOINT_SPEC);
 
 /**
  * A task is dirty when its spec or endpoint differs from what a task made now would get.
@@ -34,11 +46,11 @@ const endpointSpecText = (e: Endpoint | null | undefined): string => canonical(E
 export function isTaskDirty(service: Service, t: Task, node: Node | undefined): boolean {
   if (t.specVersion === service.specVersion) return false;
   if (t.endpoint && service.endpoint && endpointSpecText(t.endpoint) !== endpointSpecText(service.endpoint)) return true;
-  const want = service.spec?.task ?? blank(TaskSpec);
+  const want = service.spec?.task;
   if (taskSpecText(want) === taskSpecText(t.spec)) return false;
   // Placement alone changed, and the node the task is on still fits: keep it.
   if (!node || !t.spec) return true;
-  const samePlacement = copy(TaskSpec, want);
+  const samePlacement = copy(TaskSpec, want ?? blank(TaskSpec));
   samePlacement.placement = t.spec.placement ?? null;
   if (taskSpecText(samePlacement) !== taskSpecText(t.spec)) return true;
   const constraints = constraintsOf(service);

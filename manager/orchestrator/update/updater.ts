@@ -16,8 +16,14 @@
 //   startedAt) when it starts; PAUSED / ROLLBACK_PAUSED ("update paused due to failure or early
 //   termination of task <id> (<why>)"); COMPLETED / ROLLBACK_COMPLETED ("update completed",
 //   "rollback completed", completedAt). A failed update whose failure action is rollback does what
-//   `service rollback` does, but as swarmkit: previousSpec := null, and the message says "update
-//   rolled back due to failure or early termination of task <id> (<why>)".
+//   `service rollback` does, but as swarmkit: previousSpec := null, specVersion := the store
+//   version it read (controlapi's rule), and the message says "update rolled back due to failure
+//   or early termination of task <id> (<why>)".
+// - A finished update (COMPLETED, ROLLBACK_COMPLETED) is started again by the orchestrator only
+//   for slots that never had a task of the current spec: a global node that was paused or not
+//   ready when the update ran.
+// - Config: `spec.update` / `spec.rollback` as written; null means Docker's defaults; monitor 0
+//   means the default 5 s (as Docker's API conversion reads it); parallelism 0 means all at once.
 //
 // LEVEL-TRIGGERED: nothing here lives only in memory except the times this leader saw update
 // tasks start, turn healthy and fail (./progress.ts). Every pass over a service derives the
@@ -36,7 +42,14 @@
 // fails is the restart supervisor's to restart, as any task; its failure within `monitor` of
 // starting counts once per slot against max-failure-ratio (failed slots / slots of the update).
 // After the last slot, the update stays running for one more delay and monitor period before it
-// completes, so late failures still count.
+// completes, so late failures still count. An update waits for its new tasks without a deadline
+// (as swarmkit): a task no node can take keeps its slot in flight.
+//
+// Health: a task counts as updated once RUNNING and, when its spec has a health check, healthy. A
+// health check that only the image defines is invisible to the managers: such a task counts once
+// RUNNING unless its agent already reported it "starting".
+//
+// Draining a node under a start-first service follows the same order (./drain.ts).
 import { UpdateStatus, type Service, type Task } from '../../../proto/gen/objects.js';
 import { blank } from '../../store/blank.js';
 import type { ReconcileContext } from '../context.js';

@@ -98,8 +98,8 @@ test('NEW tasks get an address and MAC per network and move to PENDING; the serv
   }
   // The VIPs took .2 on each network; tasks follow in order.
   assert.deepEqual(tasks[0]!.networks, [
-    { networkId: 'n1', addresses: ['10.0.0.3/24'], aliases: ['www'], mac: '02:42:0a:00:00:03' },
-    { networkId: 'n2', addresses: ['10.0.1.3/24'], aliases: ['www'], mac: '02:42:0a:00:01:03' },
+    { networkId: 'n1', addresses: ['10.0.0.3/24'], aliases: ['www'], mac: '02:42:0a:00:00:03', network: null },
+    { networkId: 'n2', addresses: ['10.0.1.3/24'], aliases: ['www'], mac: '02:42:0a:00:01:03', network: null },
   ]);
   const all = tasks.flatMap((tk) => tk.networks.flatMap((n) => n.addresses));
   assert.equal(new Set([...all, '10.0.0.2/24', '10.0.1.2/24']).size, 8, 'no address is handed out twice');

@@ -1,6 +1,8 @@
 // Rolling updates and rollbacks, as `docker service update` / `service rollback` users know them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { blank } from '../../../manager/store/blank.js';
+import { Endpoint, EndpointSpec, PortConfig } from '../../../proto/gen/objects.js';
 import { state } from './harness.js';
 import { image, liveBySlot, Rollout } from './rollout.js';
 
@@ -387,4 +389,30 @@ test('a start-first drain whose replacement keeps failing restarts it with its d
   await h.agents();
   assert.equal(h.task(old.id).desiredState, 'SHUTDOWN');
   assert.equal(h.serving('web').length, 1);
+});
+
+test('a port change replaces tasks once the allocator has given the service its new endpoint', async () => {
+  const h = await cluster();
+  await h.createService('web', { replicas: 2 });
+  // The allocator's part, by hand: the service's endpoint as allocated, copied into its tasks.
+  const allocate = (ports: number[]) =>
+    h.updateService('web', (s) => {
+      s.endpoint = blank(Endpoint, { spec: blank(EndpointSpec, { ports: ports.map((p) => blank(PortConfig, { targetPort: 80, publishedPort: p })) }) });
+    });
+  await allocate([]);
+  await h.deploy('web', (spec) => spec.task!.forceUpdate++);
+  await h.until('web', (s) => s === 'COMPLETED');
+  const before = h.live('web').map((t) => t.id);
+  assert.ok(h.live('web').every((t) => t.endpoint?.spec?.ports.length === 0));
+
+  await h.deploy('web', (spec) => (spec.endpoint = blank(EndpointSpec, { ports: [blank(PortConfig, { targetPort: 80, publishedPort: 8080 })] })));
+  await h.agents();
+  assert.equal(h.status('web'), undefined, 'nothing to do until the allocator has caught up');
+  assert.deepEqual(
+    h.live('web').map((t) => t.id),
+    before,
+  );
+  await allocate([8080]);
+  await h.until('web', (s) => s === 'COMPLETED');
+  assert.ok(h.live('web').every((t) => !before.includes(t.id) && t.endpoint?.spec?.ports[0]?.publishedPort === 8080));
 });
