@@ -26,7 +26,7 @@ shoal network create -d overlay appnet
 shoal network ls
 
 say "A web service: 3 busybox httpd replicas, each answering with its hostname"
-shoal service create --name web --replicas 3 --network appnet --hostname '{{.Task.Name}}' \
+shoal service create --name web --replicas 3 --network appnet --hostname '{{.Task.Name}}' --stop-grace-period 2s \
   "$image" sh -c 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'
 shoal service ps web
 
