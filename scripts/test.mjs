@@ -34,6 +34,8 @@ function testFiles(dir) {
 run('node', ['proto/gen.mjs']);
 run('npx', ['tsc', '-p', 'tsconfig.json']);
 if (!skipStatic) run('npx', ['eslint', '.']);
+// The CLI reference is generated from the commands' help: a stale one fails here.
+if (!skipStatic) run('node', ['scripts/cli-reference.mjs', '--check']);
 let files = testFiles(join(repo, 'dist', 'test'));
 if (only) files = files.filter((f) => f.includes(only));
 if (files.length === 0) {
