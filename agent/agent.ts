@@ -14,8 +14,10 @@ import { ServiceDiscovery } from './network/dns/servicediscovery.js';
 import { connectKv } from '../kv/connect.js';
 import { DeferredKv, connectWithRetry } from '../kv/deferred.js';
 import { RuncRuntime } from './runtime/runc/runtime.js';
+import { LogPublisher } from './logs/publisher.js';
+import { runcTaskLogs } from './logs/source.js';
 import { clusterCredentials, type NodeCertificates } from './credentials.js';
-import { NodeDescription, type Node } from '../proto/gen/objects.js';
+import { NodeDescription, type Node, type Task, type TaskStatus } from '../proto/gen/objects.js';
 import { version } from '../util/version.js';
 import type { Logger } from '../util/log.js';
 
@@ -43,6 +45,7 @@ export interface AgentOptions extends AgentSettings {
 
 export class Agent {
   private session: AgentSession | null = null;
+  private logPublisher: LogPublisher | null = null;
   private worker: Worker | null = null;
   private runtime: RuncRuntime | null = null;
   private kv: DeferredKv | null = null;
@@ -56,7 +59,7 @@ export class Agent {
     const log = (message: string, fields: Record<string, unknown>) => this.opts.log.info(message, fields);
     this.runtime = new RuncRuntime({ root: join(root, 'runtime'), ...(this.opts.cgroupParent ? { cgroupParent: this.opts.cgroupParent } : {}) });
     const insecure = new Set(this.opts.insecureRegistries ?? []);
-    const images = new ImageStoreProvider(new ImageStore(join(root, 'images')), {
+    const images = new ImageStoreProvider(nodeImageStore(this.opts.dataRoot), {
       pullOptions: (reference) => ({ insecure: insecure.has(parseReference(reference).registry) }),
     });
     const reporter = new BatchingStatusReporter(undefined);
@@ -104,6 +107,10 @@ export class Agent {
       log,
     });
     this.session.start();
+    // Service logs: the leader's broker asks for this node's task logs (same managers list, which
+    // the session extends with the managers it learns of).
+    this.logPublisher = new LogPublisher({ managers: this.opts.managers, credentials, channelOptions, source: runcTaskLogs(this.worker, this.runtime), log });
+    this.logPublisher.start();
   }
 
   /** Leaving the swarm: no more session, and every task's container stopped and removed. */
@@ -119,6 +126,8 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    await this.logPublisher?.stop();
+    this.logPublisher = null;
     await this.session?.stop();
     await this.worker?.close();
     await this.runtime?.close();
@@ -134,5 +143,33 @@ export class Agent {
     this.network = null;
     this.discovery = null;
   }
+
+  // ---- Node-local access for the daemon's Engine service (daemon/engine.ts: exec, images) ----
+
+  /** The tasks this node's worker has, with the status it observed; empty before start(). */
+  localTasks(): Array<{ task: Task; status: TaskStatus }> {
+    return this.worker?.list() ?? [];
+  }
+
+  /** The container runtime, while the agent runs. */
+  containerRuntime(): RuncRuntime | null {
+    return this.runtime;
+  }
 }
 
+const imageStores = new Map<string, ImageStore>();
+
+/**
+ * The image store of the node whose data root this is: one instance per directory in the process,
+ * shared by the agent and the daemon's image commands, because the store serializes its writes
+ * and caches its state in memory (two instances over one directory would overwrite each other).
+ */
+export function nodeImageStore(dataRoot: string): ImageStore {
+  const dir = join(dataRoot, 'agent', 'images');
+  let store = imageStores.get(dir);
+  if (!store) {
+    store = new ImageStore(dir);
+    imageStores.set(dir, store);
+  }
+  return store;
+}

@@ -7,6 +7,8 @@ import { nodeCommand } from './commands/node.js';
 import { infoCommand } from './commands/info.js';
 import { serviceCommand } from './commands/service.js';
 import { networkCommand } from './commands/network.js';
+import { imageCommand } from './commands/image.js';
+import { execCommand } from './commands/exec.js';
 
 export const root: Command = {
   name: 'shoal',
@@ -17,6 +19,8 @@ export const root: Command = {
     { name: 'version', short: 'v', kind: 'bool', description: 'Print version information and quit' },
   ],
   subcommands: [
+    execCommand,
+    imageCommand,
     infoCommand,
     networkCommand,
     nodeCommand,

@@ -13,6 +13,8 @@ import { parseHostPort } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { Swarm } from './swarm.js';
 import { registerControl } from './control.js';
+import { registerEngine } from './engine.js';
+import { registerLocalLogs } from '../manager/logbroker/frontend.js';
 
 export class Daemon {
   readonly metrics = new DaemonMetrics();
@@ -62,6 +64,9 @@ export class Daemon {
     };
     server.addService(HealthService, health);
     registerControl(server, this.swarm, this.config.dataRoot);
+    registerEngine(server, this.swarm, this.config, this.log.child('engine'));
+    // `service logs`: served by the local manager when it leads, forwarded to the leader otherwise.
+    registerLocalLogs(server, () => this.swarm.manager?.logs, { credentials: () => this.swarm.managerCredentials() });
     await new Promise<void>((resolve, reject) =>
       server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${path}: ${err.message}`)) : resolve())),
     );

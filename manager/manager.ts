@@ -22,6 +22,9 @@ import { defaultIngressNetwork } from './allocator/network.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Scheduler } from './scheduler/index.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
+import { LogBroker } from './logbroker/broker.js';
+import { LogsFrontend } from './logbroker/frontend.js';
+import { LogsService } from '../proto/gen/logs.js';
 import { DispatcherService } from '../proto/gen/dispatcher.js';
 import { storeKv } from './kv/replicated.js';
 import { kvServiceHandlers } from './kv/service.js';
@@ -77,6 +80,9 @@ export class Manager {
   private leadershipChain: Promise<void> = Promise.resolve();
   private caCache: { pem: string; ca: RootCA } | null = null;
   private dispatcher!: Dispatcher;
+  /** Service logs: the broker runs on the leader; `logs` serves Logs.SubscribeLogs (manager/logbroker). */
+  private logBroker!: LogBroker;
+  logs!: LogsFrontend;
   private reachabilityTimer: NodeJS.Timeout | null = null;
   /** Leader with everything before its term applied: may write (the KV service's test). */
   private leading = false;
@@ -154,6 +160,11 @@ export class Manager {
       log: (message, fields) => this.log.debug(message, fields),
     });
     this.server.addService(DispatcherService, this.dispatcher.handlers());
+    const leaderAddr = () => this.raft?.memberList().find((m) => m.id === this.raft.leader)?.addr;
+    this.logBroker = new LogBroker({ store: this.store, leaderAddr, log: (message, fields) => this.log.debug(message, fields) });
+    this.logBroker.register(this.server);
+    this.logs = new LogsFrontend({ broker: this.logBroker, isLeader: () => this.raft?.isLeader ?? false, leaderAddr });
+    this.server.addService(LogsService, this.logs.clusterHandlers());
     // The KV for agents: reads on any manager, writes redirected to the leader (manager/kv/service.ts).
     this.server.addService(
       KVService,
@@ -196,6 +207,7 @@ export class Manager {
         this.reconcilers = null;
         this.stopReachability();
         this.dispatcher.stop();
+        this.logBroker.stop();
         r.allocator.stop();
         await r.orchestrator.stop();
         await r.scheduler.stop();
@@ -218,6 +230,7 @@ export class Manager {
     const scheduler = new Scheduler(this.store, { logger: this.log.child('scheduler') });
     this.reconcilers = { allocator, orchestrator, scheduler };
     this.dispatcher.start();
+    this.logBroker.start();
     this.reachabilityTimer = setInterval(() => {
       this.updateReachability().catch((e: unknown) => this.log.debug('reachability update failed', { error: e as Error }));
       reconcileRoles({ raft: this.raft, store: this.store, selfRaftId: this.config.raftId, log: (m, f) => this.log.info(m, f) }).catch((e: unknown) =>
@@ -363,6 +376,7 @@ export class Manager {
     }
     this.stopReachability();
     this.dispatcher.stop();
+    this.logBroker.stop('the manager is stopping');
     await this.raft.stop();
     await this.transport.close();
     this.server.forceShutdown();

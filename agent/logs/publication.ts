@@ -74,6 +74,8 @@ class Outbox {
   constructor(
     private readonly send: (messages: LogMessage[]) => Promise<void>,
     private readonly batchSize: number,
+    /** A send failed: nothing more can be delivered. */
+    private readonly onFailure: (err: unknown) => void,
   ) {}
 
   async push(message: LogMessage): Promise<void> {
@@ -90,10 +92,13 @@ class Outbox {
 
   private kick(): void {
     if (this.sending) return;
-    this.sending = this.drain()
+    // Sending starts on the next turn, so the lines a reader hands out in one go share a message.
+    this.sending = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.drain())
       .catch((err: unknown) => {
         this.failure ??= err;
         this.queue = [];
+        this.onFailure(err);
       })
       .finally(() => {
         this.sending = undefined;
@@ -123,7 +128,12 @@ async function run(options: PublicationOptions, stop: AbortController): Promise<
   const { subscription, source } = options;
   const signal = stop.signal;
   const subOptions: LogSubscriptionOptions = subscription.options ?? { follow: false, tail: -1, since: null, streams: [] };
-  const outbox = new Outbox(options.send, options.batchSize ?? 200);
+  let failure: unknown;
+  const fail = (err: unknown) => {
+    failure ??= err;
+    stop.abort();
+  };
+  const outbox = new Outbox(options.send, options.batchSize ?? 200, fail);
   const keep = keeper(subOptions);
   const pollMs = options.pollMs ?? 100;
   const since = sinceDate(subOptions.since);
@@ -162,11 +172,6 @@ async function run(options: PublicationOptions, stop: AbortController): Promise<
   const started = new Set<string>();
   const readers: Array<Promise<void>> = [];
   let firstScan = true;
-  let failure: unknown;
-  const fail = (err: unknown) => {
-    failure ??= err;
-    stop.abort();
-  };
   while (!signal.aborted) {
     for (const task of matching()) {
       if (started.has(task.id)) continue;

@@ -15,6 +15,10 @@ const POLICIES: [prefix: string, policy: Policy][] = [
   ['/shoal.dispatcher.Dispatcher/', ['manager', 'worker']],
   // The consul-style KV (manager/kv/service.ts): every node's agent keeps the peer table there.
   ['/shoal.kv.KV/', ['manager', 'worker']],
+  // Logs (manager/logbroker): every node's agent listens for subscriptions and publishes lines;
+  // SubscribeLogs on the cluster port is for managers forwarding their CLIs' calls.
+  ['/shoal.logs.LogBroker/', ['manager', 'worker']],
+  ['/shoal.logs.Logs/', ['manager']],
   ['/shoal.raft.Raft/', ['manager']],
   ['/shoal.membership.Membership/', ['manager']],
   ['/shoal.control.Control/', ['manager']],

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { LogsClient, LogsService, type LogsHandlers, type SubscribeLogsMessage, type SubscribeLogsRequest } from '../../proto/gen/logs.js';
 import { LEADER_ADDR_METADATA } from '../../proto/metadata.js';
 import { callerIdentity } from '../ca/authz.js';
+import { MANAGER_CHANNEL_OPTIONS } from '../ca/tlsconfig.js';
 import type { LogBroker } from './broker.js';
 import { LogBrokerError } from './resolve.js';
 
@@ -17,8 +18,11 @@ export interface LogsFrontendOptions {
   isLeader?: () => boolean;
   /** The leader's cluster address, when one is known. */
   leaderAddr: () => string | undefined;
-  /** How this manager dials the leader: its own node certificate, the cluster CA. */
-  credentials: grpc.ChannelCredentials;
+}
+
+/** How a follower dials the leader: its own node certificate (read when needed: it is renewed). */
+export interface LeaderDialing {
+  credentials: () => grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -43,11 +47,11 @@ export class LogsFrontend {
   }
 
   /** For the local socket: a follower forwards to the leader. */
-  localHandlers(): LogsHandlers {
-    return { subscribeLogs: (call) => this.serve(call, true) };
+  localHandlers(dialing: LeaderDialing): LogsHandlers {
+    return { subscribeLogs: (call) => this.serve(call, dialing) };
   }
 
-  private serve(call: SubscribeCall, forward: boolean): void {
+  private serve(call: SubscribeCall, forward: LeaderDialing | false): void {
     const { broker } = this.options;
     if (broker.isRunning) return this.serveHere(call);
     if (this.options.isLeader?.()) return void call.emit('error', serviceError(grpc.status.UNAVAILABLE, 'this manager has just become the leader and is starting its log broker: try again'));
@@ -58,7 +62,7 @@ export class LogsFrontend {
       md.set(LEADER_ADDR_METADATA, leader);
       return void call.emit('error', serviceError(grpc.status.UNAVAILABLE, `this manager is not the leader: logs are served by the leader at ${leader}`, md));
     }
-    this.forward(call, leader);
+    this.forward(call, leader, forward);
   }
 
   private serveHere(call: SubscribeCall): void {
@@ -76,8 +80,8 @@ export class LogsFrontend {
     }
   }
 
-  private forward(call: SubscribeCall, leader: string): void {
-    const client = new LogsClient(leader, this.options.credentials, this.options.channelOptions);
+  private forward(call: SubscribeCall, leader: string, dialing: LeaderDialing): void {
+    const client = new LogsClient(leader, dialing.credentials(), dialing.channelOptions ?? MANAGER_CHANNEL_OPTIONS);
     const upstream = client.subscribeLogs(call.request);
     let done = false;
     const finish = () => {
@@ -114,11 +118,11 @@ export class LogsFrontend {
  * The local socket's Logs service of a daemon whose manager may come and go (init, join,
  * promote): `current` returns the manager's frontend, or nothing on a node that is no manager.
  */
-export function localLogsHandlers(current: () => LogsFrontend | null | undefined): LogsHandlers {
+export function localLogsHandlers(current: () => LogsFrontend | null | undefined, dialing: LeaderDialing): LogsHandlers {
   return {
     subscribeLogs: (call) => {
       const frontend = current();
-      if (frontend) return frontend.localHandlers().subscribeLogs(call);
+      if (frontend) return frontend.localHandlers(dialing).subscribeLogs(call);
       call.emit(
         'error',
         serviceError(grpc.status.FAILED_PRECONDITION, 'This node is not a swarm manager. Use "shoal swarm init" or "shoal swarm join" to connect this node to swarm, or run this command on a manager node.'),
@@ -127,6 +131,6 @@ export function localLogsHandlers(current: () => LogsFrontend | null | undefined
   };
 }
 
-export function registerLocalLogs(server: grpc.Server, current: () => LogsFrontend | null | undefined): void {
-  server.addService(LogsService, localLogsHandlers(current));
+export function registerLocalLogs(server: grpc.Server, current: () => LogsFrontend | null | undefined, dialing: LeaderDialing): void {
+  server.addService(LogsService, localLogsHandlers(current, dialing));
 }

@@ -2,17 +2,15 @@
 // mutual TLS; two nodes' log publishers reading container logs in conmon's k8s-file format from
 // their runtime layouts (a rotated file included); the CLI command talking to a daemon-style
 // local socket. Covers --tail, --since, -t, the per-task form, a follower manager forwarding the
-// stream to the leader, a node that is gone (incomplete stream, exit 1), and -f receiving the
-// lines of a real runc container as it writes them.
+// stream to the leader, an agent finding the leader through a follower, a node that is gone
+// (incomplete stream, exit 1), and -f receiving the lines of a real runc container as it writes
+// them. (The broker has a server of its own here: manager.ts registers it once wired in.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Manager, newRaftId } from '../../../manager/manager.js';
-import { RootCA, newId, newNodeKeyAndCsr } from '../../../manager/ca/ca.js';
+import { newId } from '../../../manager/ca/ca.js';
 import { clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from '../../../manager/ca/tlsconfig.js';
 import { blank } from '../../../manager/store/blank.js';
 import { LogBroker } from '../../../manager/logbroker/broker.js';
@@ -27,35 +25,7 @@ import { parseFlags } from '../../../util/flags.js';
 import { Annotations, Node, NodeDescription, NodeStatus, ReplicatedService, Service, ServiceSpec, Task, TaskStatus } from '../../../proto/gen/objects.js';
 import { waitFor } from '../../support/wait.js';
 import { setupRuntime } from '../runtime/harness.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function issue(ca: RootCA, nodeId: string, role: 'manager' | 'worker') {
-  const { keyPem, csrPem } = newNodeKeyAndCsr(nodeId);
-  return { key: keyPem, cert: ca.issue(csrPem, { nodeId, role }) };
-}
-
-/** conmon's k8s-file line. */
-const k8s = (second: number, stream: 'stdout' | 'stderr', text: string) => `2024-05-01T10:00:0${second}.000000123+00:00 ${stream} F ${text}\n`;
-
-/** A container's files as the runc runtime leaves them: meta.json, ctr.log[.N], exits/<id> once exited. */
-async function fakeContainer(layout: Layout, taskId: string, live: string, rotated: string[] = [], exited = true): Promise<string> {
-  const paths = layout.container(containerIdFor(taskId));
-  await mkdir(paths.exitDir, { recursive: true });
-  await writeFile(paths.meta, '{}');
-  await writeFile(paths.log, live);
-  for (const [i, text] of rotated.entries()) await writeFile(`${paths.log}.${i + 1}`, text);
-  if (exited) await writeFile(paths.exitFile, '0');
-  return paths.log;
-}
+import { fakeContainer, foundCluster, freePort, issue, k8s, scratch } from './fixtures.js';
 
 class Collector {
   text = '';
@@ -94,30 +64,10 @@ async function listen(server: grpc.Server, addr: string, creds: grpc.ServerCrede
 }
 
 test('service logs across two nodes: tail, since, timestamps, one task, a forwarding follower, a node gone, follow of a real container', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-logs-'));
-  const cleanup: Array<() => Promise<void> | void> = [];
-  t.after(async () => {
-    for (const c of cleanup.reverse()) await c();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { dir, cleanup } = await scratch(t, 'logs');
 
   // ---- a real manager, leading a one-manager cluster -----------------------------------------
-  const ca = RootCA.create();
-  const managerId = newId();
-  const managerCert = issue(ca, managerId, 'manager');
-  const port = await freePort();
-  const manager = await Manager.start({
-    nodeId: managerId,
-    raftId: newRaftId(),
-    dataDir: join(dir, 'manager'),
-    listenAddr: `127.0.0.1:${port}`,
-    advertiseAddr: `127.0.0.1:${port}`,
-    hostname: 'manager-host',
-    certs: { ca: ca.certPem, ...managerCert },
-    bootstrap: { rootCA: ca },
-    tickMs: 20,
-  });
-  cleanup.push(() => manager.stop());
+  const { ca, manager, certs: managerCert } = await foundCluster(dir, cleanup, 'manager-host');
   await waitFor('the manager to lead', () => manager.isLeader && manager.store.all('clusters').length > 0);
   const store = manager.store;
 
@@ -143,7 +93,8 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
   cleanup.push(() => brokerServer.forceShutdown());
   const broker = new LogBroker({ store, leaderAddr: () => undefined });
   broker.register(brokerServer);
-  const leaderFrontend = new LogsFrontend({ broker, leaderAddr: () => undefined, credentials: clusterChannelCredentials(ca.certPem, managerCert.cert, managerCert.key), channelOptions: MANAGER_CHANNEL_OPTIONS });
+  const leaderFrontend = new LogsFrontend({ broker, isLeader: () => true, leaderAddr: () => undefined });
+  const leaderDialing = { credentials: () => clusterChannelCredentials(ca.certPem, managerCert.cert, managerCert.key) };
   brokerServer.addService(LogsService, leaderFrontend.clusterHandlers());
   const brokerPort = await listen(
     brokerServer,
@@ -156,7 +107,7 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
 
   const localServer = new grpc.Server();
   cleanup.push(() => localServer.forceShutdown());
-  registerLocalLogs(localServer, () => leaderFrontend);
+  registerLocalLogs(localServer, () => leaderFrontend, leaderDialing);
   const socket = join(dir, 'leader.sock');
   await listen(localServer, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
 
@@ -172,10 +123,10 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
   );
   const tasksOf = { [n1]: [store.get('tasks', t1)!], [n2]: [store.get('tasks', t2)!] };
   const publishers = new Map<string, LogPublisher>();
-  const startPublisher = (nodeId: string) => {
+  const startPublisher = (nodeId: string, managers = [brokerAddr]) => {
     const creds = issue(ca, nodeId, 'worker');
     const p = new LogPublisher({
-      managers: [brokerAddr],
+      managers,
       credentials: clusterChannelCredentials(ca.certPem, creds.cert, creds.key),
       channelOptions: MANAGER_CHANNEL_OPTIONS,
       source: runcTaskLogs({ list: () => tasksOf[nodeId]!.map((task) => ({ task })) }, { layout: layouts[nodeId]! }),
@@ -188,7 +139,7 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
   };
   startPublisher(n1);
   startPublisher(n2);
-  // Both connected: a follow subscription reaches every listening node.
+  // Both listening: a read with no unavailable node ends with exit 0 and no warning.
   await waitFor('both publishers to listen', async () => {
     const r = await run(socket, ['web', '--tail', '0']);
     return r.code === 0 && r.err.length === 0;
@@ -239,15 +190,10 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
   await t.test("a follower manager's local socket forwards the stream to the leader", async () => {
     const followerCert = issue(ca, newId(), 'manager');
     const idle = new LogBroker({ store }); // never started: this manager does not lead
-    const follower = new LogsFrontend({
-      broker: idle,
-      leaderAddr: () => brokerAddr,
-      credentials: clusterChannelCredentials(ca.certPem, followerCert.cert, followerCert.key),
-      channelOptions: MANAGER_CHANNEL_OPTIONS,
-    });
+    const follower = new LogsFrontend({ broker: idle, isLeader: () => false, leaderAddr: () => brokerAddr });
     const server = new grpc.Server();
     cleanup.push(() => server.forceShutdown());
-    registerLocalLogs(server, () => follower);
+    registerLocalLogs(server, () => follower, { credentials: () => clusterChannelCredentials(ca.certPem, followerCert.cert, followerCert.key) });
     const followerSocket = join(dir, 'follower.sock');
     await listen(server, `unix://${followerSocket}`, grpc.ServerCredentials.createInsecure());
     const r = await run(followerSocket, ['web', '--tail', '1']);
@@ -257,7 +203,7 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
     // A worker's daemon has no manager: the command says so.
     const workerServer = new grpc.Server();
     cleanup.push(() => workerServer.forceShutdown());
-    registerLocalLogs(workerServer, () => null);
+    registerLocalLogs(workerServer, () => null, leaderDialing);
     const workerSocket = join(dir, 'worker.sock');
     await listen(workerServer, `unix://${workerSocket}`, grpc.ServerCredentials.createInsecure());
     await assert.rejects(run(workerSocket, ['web']), /not a swarm manager/);
@@ -299,6 +245,24 @@ test('service logs across two nodes: tail, since, timestamps, one task, a forwar
     assert.equal(await follow.code, 0);
     await waitFor('the broker to close the follow', () => broker.openSubscriptions === 0);
     await runtime.stop(containerIdFor(live), { graceMs: 0 });
+  });
+
+  await t.test('an agent that knows only a dead manager and a follower finds the leader through the follower', async () => {
+    const followerServer = new grpc.Server();
+    cleanup.push(() => followerServer.forceShutdown());
+    new LogBroker({ store, leaderAddr: () => brokerAddr }).register(followerServer); // not started: not the leader
+    const followerPort = await listen(
+      followerServer,
+      '127.0.0.1:0',
+      grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(managerCert.key), cert_chain: Buffer.from(managerCert.cert) }], true),
+    );
+    await publishers.get(n2)!.stop();
+    startPublisher(n2, [`127.0.0.1:${await freePort()}`, `127.0.0.1:${followerPort}`]);
+    const r = await waitFor('node two back, through the follower', async () => {
+      const x = await run(socket, [t2.slice(0, 10), '--tail', '1']);
+      return x.code === 0 ? x : undefined;
+    });
+    assert.deepEqual(r.out, [`web.2.${id2}@host-two    | two: a long line in pieces`]);
   });
 
   await t.test('a node that is gone: the other node\'s lines, then an incomplete-stream warning and exit 1', async () => {

@@ -136,7 +136,8 @@ test('a node may only publish its own selected tasks, and only for subscriptions
 
 test('nodes that are not connected, disconnect, break their stream or go DOWN are reported, and the stream still ends', async () => {
   const { broker, store } = await setup();
-  broker.listen('n1', new ListenerRecorder());
+  const l1 = new ListenerRecorder();
+  broker.listen('n1', l1);
   // n2 is not connected at all.
   const absent = new SubscriberRecorder();
   broker.subscribe(request('web'), absent);
@@ -168,7 +169,8 @@ test('nodes that are not connected, disconnect, break their stream or go DOWN ar
 
   // n1 closes every one of them: each ends, incomplete.
   for (const s of [absent, dropped, broken, down]) assert.equal(s.ended, false);
-  for (const m of [...new Set(broker['subscriptions'].keys())]) broker.finished('n1', m);
+  assert.equal(l1.opened.length, 4);
+  for (const m of l1.opened) broker.finished('n1', m.id);
   for (const s of [absent, dropped, broken, down]) assert.equal(s.ended, true);
 });
 
@@ -238,4 +240,34 @@ test('targets: service name, id or unique prefix first, then a task id or prefix
   assert.deepEqual(t.target, { serviceId: 'svc-db', serviceName: 'db', taskId: 't-db1', slotDigits: 1 });
   assert.throws(() => resolveTarget(store, 'svc-'), /service svc- is ambiguous \(3 matches\)/);
   assert.throws(() => resolveTarget(store, 'nope'), (e: LogBrokerError) => e.code === grpc.status.NOT_FOUND && /no such task or service: nope/.test(e.message));
+});
+
+test('a full subscriber holds publishers back until it drains', async () => {
+  const { broker } = await setup();
+  const l1 = new ListenerRecorder();
+  broker.listen('n1', l1);
+  broker.listen('n2', new ListenerRecorder());
+  let full = false;
+  const drains: Array<() => void> = [];
+  const received: string[] = [];
+  broker.subscribe(request('web'), {
+    write: (m) => {
+      received.push(...m.messages.map((x) => x.line));
+      return !full;
+    },
+    onDrain: (cb) => drains.push(cb),
+    end: () => undefined,
+    fail: () => undefined,
+  });
+  const id = l1.opened[0]!.id;
+  assert.equal(broker.publish('n1', id, [line('t-web1', 'a')]), true);
+  full = true;
+  assert.equal(broker.publish('n1', id, [line('t-web1', 'b')]), false, 'delivered, but the publisher must wait');
+  let resumed = false;
+  broker.whenWritable(id, () => (resumed = true));
+  assert.equal(resumed, false);
+  full = false;
+  drains.shift()!();
+  assert.equal(resumed, true);
+  assert.deepEqual(received, ['a', 'b']);
 });
