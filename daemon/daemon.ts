@@ -28,7 +28,7 @@ export class Daemon {
     readonly config: DaemonConfig,
     private readonly log: Logger,
   ) {
-    this.swarm = new Swarm(config.dataRoot, log.child('swarm'), undefined, { insecureRegistries: config.insecureRegistries, cgroupParent: config.cgroupParent, netnsPrefix: config.netnsPrefix });
+    this.swarm = new Swarm(config.dataRoot, log.child('swarm'), undefined, { insecureRegistries: config.insecureRegistries, cgroupParent: config.cgroupParent, netnsPrefix: config.netnsPrefix }, { kvUrl: config.kvUrl });
   }
 
   async start(): Promise<void> {
