@@ -1,6 +1,8 @@
 // IPv4 addresses as unsigned 32-bit numbers: just what the drivers need to find a subnet, pick a
 // free address in the gateway bridge and check that two prefixes overlap. (The allocator has the
-// same arithmetic in manager/allocator/ipam/ipv4.ts, which the agent may not import.)
+// same arithmetic in manager/allocator/ipam/ipv4.ts; the parsing itself is util/ipv4.ts.)
+
+import { formatIp, tryParseIp } from '../../util/ipv4.js';
 
 export interface Prefix {
   /** The network address (host bits zero). */
@@ -8,21 +10,9 @@ export interface Prefix {
   bits: number;
 }
 
-/** Dotted quad → number; undefined when `text` is not one. */
-export function parseIp(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
-    n = n * 256 + Number(p);
-  }
-  return n;
-}
-
-export function formatIp(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
+/** Dotted quad → number; undefined when `text` is not one (util/ipv4.ts, shared with the allocator and the lab). */
+export const parseIp = tryParseIp;
+export { formatIp };
 
 /** "10.0.1.5/24" → the address and the prefix it lies in; undefined when malformed. */
 export function parseCidr(text: string): { ip: number; prefix: Prefix } | undefined {

@@ -1,6 +1,7 @@
 // IPv4 subnets for the lab's address plan. Only what the lab needs: parse a CIDR, name its
 // addresses by offset. Errors name the bad value and say what would be valid.
 import { UserError } from '../../util/command.js';
+import { formatIp, tryParseIp } from '../../util/ipv4.js';
 
 export interface Subnet {
   /** As given, normalised: `198.18.0.0/24`. */
@@ -11,20 +12,8 @@ export interface Subnet {
   size: number;
 }
 
-export function parseIPv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
-    n = n * 256 + Number(p);
-  }
-  return n;
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
+export const parseIPv4 = tryParseIp;
+export const formatIPv4 = formatIp;
 
 /** Parses `A.B.C.D/P`; the lab wants a real network (host bits zero) between /8 and /30. */
 export function parseSubnet(cidr: string): Subnet {

@@ -1,5 +1,6 @@
 // IPv4 addresses as unsigned 32-bit numbers, and CIDR prefixes over them. Numbers make subnet
 // arithmetic (contains, overlaps, the n-th address) exact and cheap.
+import { formatIp, tryParseIp } from '../../../util/ipv4.js';
 import { invalid } from '../errors.js';
 
 export interface Cidr {
@@ -9,20 +10,7 @@ export interface Cidr {
   bits: number;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** Parses dotted-quad IPv4; undefined when `s` is not one. */
-export function tryParseIp(s: string): number | undefined {
-  const m = IPV4.exec(s.trim());
-  if (!m) return undefined;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const octet = Number(m[i]);
-    if (octet > 255 || (m[i]!.length > 1 && m[i]!.startsWith('0'))) return undefined;
-    n = n * 256 + octet;
-  }
-  return n;
-}
+export { tryParseIp, formatIp };
 
 export function parseIp(s: string, what = 'address'): number {
   const n = tryParseIp(s);
@@ -30,9 +18,6 @@ export function parseIp(s: string, what = 'address'): number {
   return n;
 }
 
-export function formatIp(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
 
 /** The number of addresses in a prefix of `bits` length. */
 export function sizeOf(bits: number): number {
