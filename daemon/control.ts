@@ -10,6 +10,7 @@ import { formatJoinToken, newSecret } from '../manager/ca/token.js';
 import { copy } from '../manager/store/blank.js';
 import { Cluster } from '../proto/gen/objects.js';
 import { NotLeaderError, StoppedError } from '../manager/raft/node.js';
+import { NONE } from '../manager/raft/types.js';
 import type { Manager } from '../manager/manager.js';
 import {
   ControlError,
@@ -33,6 +34,9 @@ import {
 import { version } from '../util/version.js';
 import type { Swarm } from './swarm.js';
 import { SwarmError } from './swarm.js';
+
+/** Docker's words when a manager knows no leader (the cluster may have lost its quorum). */
+export const NO_LEADER = "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
 
 type Callback<T> = (err: grpc.ServiceError | Partial<grpc.StatusObject> | null, value?: T) => void;
 
@@ -83,7 +87,12 @@ export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: Contro
     if (!swarm.manager) throw new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not a swarm manager. Worker nodes can\'t be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.');
     return swarm.manager;
   };
-  const read = () => controlContext(manager());
+  /** Reads are local, but a manager that knows no leader may be cut off from the cluster: as Docker, refuse. */
+  const read = () => {
+    const m = manager();
+    if (!m.hasLeader) throw new SwarmError(grpc.status.UNAVAILABLE, NO_LEADER);
+    return controlContext(m);
+  };
 
   /**
    * Every write of the Control API runs through here, named by its method and carrying its
@@ -93,15 +102,22 @@ export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: Contro
     const m = manager();
     if (!m.isLeader) {
       const leader = m.raft.memberList().find((x) => x.id === m.raft.leader)?.addr;
-      if (!leader) throw new SwarmError(grpc.status.UNAVAILABLE, 'the cluster has no leader right now (it may have lost quorum): try again shortly');
+      if (!leader) throw new SwarmError(grpc.status.UNAVAILABLE, NO_LEADER);
       if (endpoint === 'cluster') throw new SwarmError(grpc.status.UNAVAILABLE, `this manager is no longer the leader (the leader is ${leader}): try again`);
       return forwardToLeader(leader, swarm.managerCredentials(), method, request);
     }
-    return local(controlContext(m), m);
+    return local(controlContext(m), m).catch((e: unknown) => {
+      // Quorum lost while the write was in flight: say so as Docker does.
+      throw e instanceof NotLeaderError && e.leader === NONE ? new SwarmError(grpc.status.UNAVAILABLE, NO_LEADER) : e;
+    });
   };
 
   const handlers: ControlHandlers = {
-    init: (call, cb) => reply(cb, () => swarm.init({ listenAddr: call.request.listenAddr || '0.0.0.0:2377', advertiseAddr: call.request.advertiseAddr })),
+    init: (call, cb) =>
+      reply(cb, () => {
+        const opts = { listenAddr: call.request.listenAddr || '0.0.0.0:2377', advertiseAddr: call.request.advertiseAddr };
+        return call.request.forceNewCluster ? swarm.forceNewCluster(opts) : swarm.init(opts);
+      }),
     join: (call, cb) =>
       reply(cb, () => {
         const remote = call.request.remoteAddrs[0];

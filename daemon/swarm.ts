@@ -10,6 +10,7 @@ import { RootCA, newId, newNodeKeyAndCsr } from '../manager/ca/ca.js';
 import { formatJoinToken } from '../manager/ca/token.js';
 import { clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from '../manager/ca/tlsconfig.js';
 import { MembershipClient, type JoinRaftResponse } from '../proto/gen/membership.js';
+import { forceNewCluster } from '../manager/raft/storage/index.js';
 import type { Logger } from '../util/log.js';
 import { requestNodeCertificate } from './join.js';
 import { CertificateRenewer, type NodeCerts, type RenewedCerts } from './renewal.js';
@@ -253,6 +254,56 @@ export class Swarm {
     const cluster = await this.waitForCluster();
     await this.startAgent();
     return { nodeId, clusterId: cluster.id, workerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.worker), managerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.manager) };
+  }
+
+  /**
+   * `swarm init --force-new-cluster` on a manager (Docker's recovery from a lost quorum): this
+   * manager restarts as the single member of the same cluster, keeping everything its Raft log
+   * holds (services, nodes, networks, CA, tokens). The other managers are taken out of Raft; their
+   * Node objects stay, shown Unreachable (and Down once the dispatcher misses them), to be
+   * demoted or removed later. Workers keep their certificates and reconnect here. On a node in no
+   * swarm it is a plain init, as in Docker.
+   */
+  async forceNewCluster(opts: { listenAddr: string; advertiseAddr: string }): Promise<{ nodeId: string; clusterId: string; workerToken: string; managerToken: string }> {
+    const s = this.state;
+    if (!s) return this.init(opts);
+    if (s.role !== 'manager' || !this.manager) {
+      throw new SwarmError(grpc.status.FAILED_PRECONDITION, 'This node is not a swarm manager: only a manager can force a new cluster from its state. Run "shoal swarm init --force-new-cluster" on a manager.');
+    }
+    this.log.warn('forcing a new cluster from this manager\'s state', { raftId: s.raftId });
+    await this.manager.stop();
+    this.manager = null;
+    const res = await forceNewCluster(join(this.dir, 'manager', 'raft'), s.raftId);
+    this.log.info('Raft log rewritten for a single-member cluster', { removed: res.removed, term: res.term, lastIndex: res.lastIndex });
+    this.save({ ...s, managers: [s.advertiseAddr] });
+    await this.startManager({});
+    const m = this.manager as Manager | null;
+    if (!m) throw new SwarmError(grpc.status.INTERNAL, 'the manager did not start again');
+    // The removed managers keep the reachability the old leader last wrote: mark them Unreachable
+    // (the leader only tracks Raft members from now on). Retried until this manager leads.
+    let marked = false;
+    for (let i = 0; i < 300 && !marked; i++) {
+      if (m.isLeader) {
+        marked = await m.store
+          .update((tx) => {
+            const members = new Set(m.raft.memberList().map((x) => x.id));
+            for (const n of tx.all('nodes')) {
+              const ms = n.managerStatus;
+              if (!ms?.raftId || members.has(ms.raftId) || ms.reachability === 'UNREACHABLE') continue;
+              tx.update('nodes', { ...n, managerStatus: { ...ms, leader: false, reachability: 'UNREACHABLE' } });
+            }
+          })
+          .then(
+            () => true,
+            () => false,
+          );
+      }
+      if (!marked) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!marked) throw new SwarmError(grpc.status.UNAVAILABLE, 'this manager did not take the lead of the new cluster in time');
+    const cluster = await this.waitForCluster();
+    const ca = m.rootCA();
+    return { nodeId: s.nodeId, clusterId: cluster.id, workerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.worker), managerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.manager) };
   }
 
   private async waitForCluster() {

@@ -18,10 +18,14 @@ export const swarmCommand: Command = {
       flags: [
         { name: 'advertise-addr', kind: 'string', description: 'Advertised address (format: "<ip|interface>[:port]")' },
         { name: 'listen-addr', kind: 'string', default: '0.0.0.0:2377', description: 'Listen address (format: "<ip|interface>[:port]")' },
+        { name: 'force-new-cluster', kind: 'bool', description: 'Force create a new cluster from current state' },
       ],
       run: async ({ flags, global, out }) => {
-        const addr = withPort(String(flags['advertise-addr'] ?? ''));
-        const res = await call(global, 'init', { listenAddr: withPort(String(flags['listen-addr'])), advertiseAddr: addr, defaultAddrPool: [], defaultAddrPoolMaskLen: 0, forceNewCluster: false, taskHistoryLimit: 0, heartbeatPeriodMs: 0 });
+        let addr = withPort(String(flags['advertise-addr'] ?? ''));
+        const forceNewCluster = Boolean(flags['force-new-cluster']);
+        const res = await call(global, 'init', { listenAddr: withPort(String(flags['listen-addr'])), advertiseAddr: addr, defaultAddrPool: [], defaultAddrPoolMaskLen: 0, forceNewCluster, taskHistoryLimit: 0, heartbeatPeriodMs: 0 });
+        // A forced new cluster keeps the manager's own address: ask it which one that is.
+        if (forceNewCluster && !addr) addr = (await call(global, 'getJoinToken', { role: 'WORKER', rotate: false })).managerAddr;
         out.write(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);
         out.write(joinTokenText('worker', res.workerToken, addr || String(flags['listen-addr'])));
         out.write(`To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n\n`);

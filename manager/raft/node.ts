@@ -100,20 +100,28 @@ function newProposalId(): string {
   return randomBytes(ID_BYTES).toString('hex');
 }
 
-// Snapshot data: [4-byte length][member table JSON][state machine bytes].
-function encodeSnapshotData(members: Map<NodeId, string>, sm: Uint8Array): Uint8Array {
-  const table = Buffer.from(JSON.stringify([...members].sort((a, b) => a[0] - b[0])));
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(table.length);
-  return Buffer.concat([head, table, sm]);
+// Snapshot data: [4-byte length][member table JSON][state machine bytes]. The table is
+// {"members": [[id, addr], ...], "removed": [id, ...]}; older snapshots hold the bare member list.
+interface MemberTable {
+  members: Map<NodeId, string>;
+  removed: Set<NodeId>;
 }
 
-function decodeSnapshotData(data: Uint8Array): { members: Map<NodeId, string>; sm: Uint8Array } {
-  if (data.length === 0) return { members: new Map(), sm: data };
+function encodeSnapshotData(table: MemberTable, sm: Uint8Array): Uint8Array {
+  const json = Buffer.from(JSON.stringify({ members: [...table.members].sort((a, b) => a[0] - b[0]), removed: [...table.removed].sort((a, b) => a - b) }));
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(json.length);
+  return Buffer.concat([head, json, sm]);
+}
+
+function decodeSnapshotData(data: Uint8Array): MemberTable & { sm: Uint8Array } {
+  if (data.length === 0) return { members: new Map(), removed: new Set(), sm: data };
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const len = buf.readUInt32BE(0);
-  const members = new Map<NodeId, string>(JSON.parse(buf.subarray(4, 4 + len).toString()) as [NodeId, string][]);
-  return { members, sm: buf.subarray(4 + len) };
+  const parsed = JSON.parse(buf.subarray(4, 4 + len).toString()) as [NodeId, string][] | { members: [NodeId, string][]; removed: NodeId[] };
+  const sm = buf.subarray(4 + len);
+  if (Array.isArray(parsed)) return { members: new Map(parsed), removed: new Set(), sm };
+  return { members: new Map(parsed.members), removed: new Set(parsed.removed), sm };
 }
 
 export class RaftNode extends EventEmitter {
@@ -123,6 +131,12 @@ export class RaftNode extends EventEmitter {
   private readonly transport: RaftTransport;
   private readonly sm: StateMachine;
   private readonly members = new Map<NodeId, string>();
+  /**
+   * Members removed from the cluster. Their messages are dropped (etcd's rule): a removed member
+   * that comes back with its old log (after a forced new cluster, say) may carry a higher term,
+   * and hearing it would make this node step down for a peer that is no longer one.
+   */
+  private readonly removed = new Set<NodeId>();
   private confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   private ticker: NodeJS.Timeout | null = null;
   private busy = false;
@@ -159,7 +173,7 @@ export class RaftNode extends EventEmitter {
       // A new cluster: the founder starts from a snapshot naming itself the only voter.
       const members = new Map([[this.id, this.opts.bootstrapAddr]]);
       const confState: ConfState = { voters: [this.id], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-      await this.storage.saveSnapshot({ metadata: { index: 1, term: 1, confState }, data: encodeSnapshotData(members, this.sm.snapshot()) });
+      await this.storage.saveSnapshot({ metadata: { index: 1, term: 1, confState }, data: encodeSnapshotData({ members, removed: new Set() }, this.sm.snapshot()) });
     }
     const snap = this.storage.snapshot();
     if (snap.metadata.index > 0) this.installSnapshot(snap);
@@ -180,9 +194,11 @@ export class RaftNode extends EventEmitter {
   }
 
   private installSnapshot(snap: Snapshot): void {
-    const { members, sm } = decodeSnapshotData(snap.data);
+    const { members, removed, sm } = decodeSnapshotData(snap.data);
     this.members.clear();
     for (const [id, addr] of members) this.members.set(id, addr);
+    this.removed.clear();
+    for (const id of removed) this.removed.add(id);
     this.confState = snap.metadata.confState;
     this.sm.restore(sm, snap.metadata.index);
     this.appliedIndex = snap.metadata.index;
@@ -210,7 +226,7 @@ export class RaftNode extends EventEmitter {
 
   /** Feeds a message from the transport into the core. */
   step(m: Parameters<RawNode['step']>[0]): void {
-    if (this.stopped) return;
+    if (this.stopped || this.removed.has(m.from)) return;
     try {
       this.rawNode.step(m);
     } catch (e) {
@@ -438,9 +454,13 @@ export class RaftNode extends EventEmitter {
       for (const ch of cc.changes) {
         if (ch.type === ConfChangeType.RemoveNode) {
           this.members.delete(ch.nodeId);
-          if (ch.nodeId !== this.id) this.transport.removePeer(ch.nodeId);
-        } else if (ctx.addr) {
-          this.members.set(ch.nodeId, ctx.addr);
+          if (ch.nodeId !== this.id) {
+            this.removed.add(ch.nodeId);
+            this.transport.removePeer(ch.nodeId);
+          }
+        } else {
+          this.removed.delete(ch.nodeId); // an id added back is a member again
+          if (ctx.addr) this.members.set(ch.nodeId, ctx.addr);
         }
       }
       this.syncPeers();
@@ -488,7 +508,7 @@ export class RaftNode extends EventEmitter {
     if (this.appliedIndex <= this.snapshotIndex) return;
     this.snapshotStale = false;
     const index = this.appliedIndex;
-    const data = encodeSnapshotData(this.members, this.sm.snapshot());
+    const data = encodeSnapshotData({ members: this.members, removed: this.removed }, this.sm.snapshot());
     await this.storage.createSnapshot(index, this.confState, data);
     await this.storage.releaseTo(index);
     this.snapshotIndex = index;

@@ -5,3 +5,4 @@ export { Wal, type WalOptions, type WalState, type WalStats, type SnapshotMarker
 export { Snapshotter, type SnapshotFile } from './snapshotter.js';
 export { StorageCorruptionError, StorageFailedError } from './errors.js';
 export { nodeFs, type StorageFs, type FileHandleLike } from './fs.js';
+export { forceNewCluster, ForceNewClusterError, type ForceNewClusterResult } from './force-new-cluster.js';

@@ -7,57 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { RaftNode, linkedTransport, NotLeaderError, type StateMachine } from '../../../manager/raft/node.js';
-import { RaftTransport } from '../../../manager/raft/transport/index.js';
+import { NotLeaderError } from '../../../manager/raft/node.js';
+import { leaderOf, startMember, stopMember, type Member } from './members.js';
 import { waitFor } from '../../support/wait.js';
-
-/** A state machine that records what it applied, and snapshots as a JSON list. */
-class Log implements StateMachine {
-  items: string[] = [];
-  apply(data: Uint8Array): void {
-    this.items.push(Buffer.from(data).toString());
-  }
-  snapshot(): Uint8Array {
-    return Buffer.from(JSON.stringify(this.items));
-  }
-  restore(data: Uint8Array): void {
-    this.items = data.length ? (JSON.parse(Buffer.from(data).toString()) as string[]) : [];
-  }
-}
-
-interface Member {
-  id: number;
-  dir: string;
-  addr: string;
-  node: RaftNode;
-  transport: RaftTransport;
-  sm: Log;
-}
-
-async function startMember(id: number, dir: string, port: number, bootstrap: boolean, snapshotInterval = 10_000, join: { id: number; addr: string }[] = []): Promise<Member> {
-  let node: RaftNode | null = null;
-  const transport = linkedTransport(() => node, {
-    id,
-    channelCredentials: grpc.credentials.createInsecure(),
-    serverCredentials: grpc.ServerCredentials.createInsecure(),
-    backoffInitialMs: 20,
-    backoffMaxMs: 200,
-  });
-  const bound = await transport.listen(`127.0.0.1:${port}`);
-  const addr = `127.0.0.1:${bound}`;
-  const sm = new Log();
-  node = await RaftNode.open({ id, dataDir: dir, transport, stateMachine: sm, bootstrapAddr: bootstrap ? addr : undefined, join, tickMs: 20, snapshotInterval, seed: id });
-  node.start();
-  return { id, dir, addr, node, transport, sm };
-}
-
-async function stopMember(m: Member): Promise<void> {
-  await m.node.stop();
-  await m.transport.close();
-}
-
-const leaderOf = (ms: Member[]) => ms.find((m) => m.node.isLeader);
 
 test('a founder grows a 3-member cluster, which keeps writing through a leader loss and catches a restarted member up', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'raftnode-'));
