@@ -9,6 +9,7 @@ import { serviceCommand } from './commands/service.js';
 import { networkCommand } from './commands/network.js';
 import { imageCommand } from './commands/image.js';
 import { execCommand } from './commands/exec.js';
+import { stackCommand } from './commands/stack.js';
 
 export const root: Command = {
   name: 'shoal',
@@ -25,6 +26,7 @@ export const root: Command = {
     networkCommand,
     nodeCommand,
     serviceCommand,
+    stackCommand,
     swarmCommand,
     {
       name: 'version',

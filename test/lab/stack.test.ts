@@ -1,0 +1,196 @@
+// `stack deploy` over real hosts (issue #9): one compose file using every key shoal converts
+// deploys on a 3-host lab (networks with ipam and driver options, an external network, a named
+// volume, healthchecks, deploy placement/resources/policies, depends_on service_healthy); the
+// specs in the cluster are the ones asked for; redeploying with one service's environment changed
+// replaces only that service's tasks; `stack rm` leaves nothing of the stack behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Lab } from '../../deploy/labkit/lab.js';
+import { cli, formCluster } from '../../deploy/labkit/cluster.js';
+import { testImageReference } from '../../deploy/labkit/registry.js';
+import type { Service } from '../../proto/gen/objects.js';
+import { testLabName } from './labkit/helpers.js';
+import { waitFor } from '../support/wait.js';
+import { running, shoal, tasks } from './probes.js';
+
+const compose = (image: string, webGreeting: string) => `
+version: "3.8"
+services:
+  web:
+    image: ${image}
+    entrypoint: ["httpd"]
+    command: -f -p 80
+    environment:
+      GREETING: ${webGreeting}
+      TIER: "\${TIER:-front}"
+    env_file: web.env
+    ports:
+      - "8080:80"
+      - target: 81
+        published: 8081
+        protocol: udp
+        mode: host
+    networks:
+      front:
+        aliases: [www]
+    volumes:
+      - data:/data
+      - type: tmpfs
+        target: /scratch
+    healthcheck:
+      test: ["CMD-SHELL", "kill -0 1"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+      start_period: 1s
+    hostname: web-host
+    user: "0"
+    working_dir: /tmp
+    stop_grace_period: 2s
+    labels:
+      role: server
+    deploy:
+      mode: replicated
+      replicas: 3
+      placement:
+        constraints: [node.hostname!=nowhere]
+        preferences: [{spread: node.labels.zone}]
+        max_replicas_per_node: 1
+      resources:
+        limits: {cpus: "0.5", memory: 64M, pids: 200}
+        reservations: {cpus: "0.01", memory: 4M}
+      restart_policy: {condition: any, delay: 1s, max_attempts: 0, window: 0s}
+      update_config: {parallelism: 3, delay: 0s, failure_action: pause, monitor: 1s, order: stop-first}
+      rollback_config: {parallelism: 1, order: stop-first}
+      endpoint_mode: vip
+      labels: {com.example.app: web}
+  client:
+    image: ${image}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do wget -q -T 1 -O /dev/null http://web/; sleep 1; done & wait"]
+    stop_grace_period: 1s
+    networks: [front, back, outside]
+    depends_on:
+      web: {condition: service_healthy}
+  monitor:
+    image: ${image}
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1d & wait"]
+    stop_grace_period: 1s
+    deploy:
+      mode: global
+networks:
+  front:
+    driver: overlay
+    driver_opts:
+      com.docker.network.driver.overlay.vxlanid_list: "4242"
+    attachable: true
+    ipam:
+      config: [{subnet: 10.77.0.0/24, gateway: 10.77.0.1}]
+  back: {}
+  outside:
+    external: true
+    name: stack-ext
+volumes:
+  data: {}
+`;
+
+test('stack deploy: every key on real hosts; a redeploy rolls only what changed; stack rm removes all', async (t) => {
+  const lab = new Lab(testLabName('stack'));
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-stack-'));
+  t.after(async () => {
+    await lab.down();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${what}: ${Date.now() - t0} ms`);
+  const { layout } = await lab.up({ hosts: 3, registry: true });
+  await formCluster(lab, 1, () => {}, { hosts: 3 });
+  const image = testImageReference(layout);
+  shoal(lab, 'h1', ['network', 'create', '--driver', 'overlay', 'stack-ext']);
+  writeFileSync(join(dir, 'web.env'), '# from a file\nFROM_FILE=yes\n');
+  const file = join(dir, 'stack.yml');
+  writeFileSync(file, compose(image, 'hello'));
+
+  mark('cluster formed');
+  const first = cli(lab, 'h1', ['stack', 'deploy', '-c', file, 'app']);
+  assert.equal(first.status, 0, first.stderr);
+  // The client waits for web's tasks to be healthy: it is created after them.
+  assert.deepEqual(
+    first.stdout.split('\n').filter((l) => /^(Creating|Updating)/.test(l)),
+    ['Creating network app_back', 'Creating network app_default', 'Creating network app_front', 'Creating service app_web', 'Creating service app_client', 'Creating service app_monitor'],
+  );
+  assert.match(first.stdout, /Waiting for service app_web to be healthy/);
+
+  const inspect = (name: string) => (JSON.parse(shoal(lab, 'h1', ['service', 'inspect', name])) as Service[])[0]!;
+  const web = inspect('app_web');
+  const c = web.spec!.task!.container!;
+  assert.equal(c.image, image);
+  assert.deepEqual(c.command, ['httpd']);
+  assert.deepEqual(c.args, ['-f', '-p', '80']);
+  assert.deepEqual(c.env, ['FROM_FILE=yes', 'GREETING=hello', 'TIER=front']);
+  assert.equal(c.hostname, 'web-host');
+  assert.equal(c.dir, '/tmp');
+  assert.equal(c.stopGracePeriodMs, 2000);
+  assert.equal(c.labels.role, 'server');
+  assert.deepEqual(c.healthcheck?.test, ['CMD-SHELL', 'kill -0 1']);
+  assert.deepEqual(c.mounts.map((m) => `${m.type}:${m.source}:${m.target}`), ['VOLUME:app_data:/data', 'TMPFS::/scratch']);
+  assert.equal(web.spec!.annotations!.labels['com.docker.stack.namespace'], 'app');
+  assert.equal(web.spec!.annotations!.labels['com.example.app'], 'web');
+  assert.equal(web.spec!.replicated?.replicas, 3);
+  assert.equal(web.spec!.task!.placement?.maxReplicas, 1);
+  assert.equal(web.spec!.task!.resources?.limits?.memoryBytes, 64 * 1024 * 1024);
+  assert.equal(web.spec!.update?.parallelism, 3);
+  assert.deepEqual(web.spec!.endpoint?.ports.map((p) => `${p.publishedPort}:${p.targetPort}/${p.protocol}/${p.publishMode}`), ['8080:80/TCP/INGRESS', '8081:81/UDP/HOST']);
+  assert.deepEqual(web.spec!.task!.networks[0]!.aliases, ['web', 'www']);
+  assert.ok(inspect('app_monitor').spec!.global);
+
+  const nets = JSON.parse(shoal(lab, 'h1', ['network', 'inspect', 'app_front'])) as { spec: { attachable: boolean; ipam: { configs: { subnet: string }[] }; annotations: { labels: Record<string, string> } } }[];
+  assert.equal(nets[0]!.spec.attachable, true);
+  assert.equal(nets[0]!.spec.ipam.configs[0]!.subnet, '10.77.0.0/24');
+  assert.equal(nets[0]!.spec.annotations.labels['com.docker.stack.namespace'], 'app');
+
+  assert.match(shoal(lab, 'h1', ['stack', 'ls']), /^app\s+3$/m);
+  assert.deepEqual(shoal(lab, 'h1', ['stack', 'services', 'app', '--format', '{{.Name}}']).trim().split('\n'), ['app_client', 'app_monitor', 'app_web']);
+  const everything = () => ['app_web', 'app_client', 'app_monitor'].flatMap((s) => running(lab, s));
+  const settled = await waitFor('web 3, client 1 and monitor 3 tasks running', () => {
+    const r = everything();
+    return r.length === 7 ? r : null;
+  }, { timeoutMs: 60_000 });
+  assert.equal(new Set(running(lab, 'app_web').map((x) => x.node)).size, 3, 'max_replicas_per_node 1 spreads web over the 3 hosts');
+  assert.match(shoal(lab, 'h1', ['stack', 'ps', 'app']), /app_web\.1/);
+
+  mark('deployed and running');
+  // Redeploy: web's environment changes; client and monitor are left alone.
+  writeFileSync(file, compose(image, 'bonjour'));
+  const second = cli(lab, 'h1', ['stack', 'deploy', '-c', file, 'app']);
+  assert.equal(second.status, 0, second.stderr);
+  assert.deepEqual(second.stdout.split('\n').filter((l) => /^(Creating|Updating)/.test(l)).map((l) => l.replace(/ \(id: .*\)$/, '')), ['Updating service app_web']);
+  const others = settled.filter((x) => !x.name.startsWith('app_web')).map((x) => x.id).sort();
+  await waitFor('web’s 3 tasks replaced', () => {
+    const now = running(lab, 'app_web');
+    return now.length === 3 && now.every((x) => !settled.some((y) => y.id === x.id));
+  }, { timeoutMs: 60_000 });
+  mark('web rolled');
+  const after = [...tasks(lab, 'app_client'), ...tasks(lab, 'app_monitor')].map((x) => x.id).sort();
+  assert.deepEqual(after, others, 'client and monitor kept their tasks (and got no new ones)');
+  assert.deepEqual(inspect('app_web').spec!.task!.container!.env, ['FROM_FILE=yes', 'GREETING=bonjour', 'TIER=front']);
+
+  // A third deploy of the same file changes nothing.
+  const third = cli(lab, 'h1', ['stack', 'deploy', '-c', file, 'app']);
+  assert.equal(third.status, 0, third.stderr);
+  assert.doesNotMatch(third.stdout, /Updating|Creating/);
+
+  mark('redeploys done');
+  const rm = cli(lab, 'h1', ['stack', 'rm', 'app']);
+  assert.equal(rm.status, 0, rm.stderr);
+  mark('stack removed');
+  assert.match(rm.stdout, /Removing service app_web/);
+  assert.match(rm.stdout, /Removing network app_front/);
+  assert.equal(shoal(lab, 'h1', ['service', 'ls', '-q']).trim(), '');
+  const left = shoal(lab, 'h1', ['network', 'ls', '--format', '{{.Name}}']).split('\n').filter((n) => n.startsWith('app_'));
+  assert.deepEqual(left, []);
+  assert.match(shoal(lab, 'h1', ['network', 'ls', '--format', '{{.Name}}']), /stack-ext/, 'the external network is not the stack’s to remove');
+  assert.doesNotMatch(shoal(lab, 'h1', ['stack', 'ls']), /^app\s/m);
+});
