@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo on a fresh machine: set-up, then a whole cluster in the lab (3 managers, 2 workers and a
-# registry, each host a network namespace running its own shoald), a web service and a client that
-# calls it by name over an overlay network across hosts, a scale-up, a rolling update, a drain.
+# registry, each host a network namespace running its own shoald), an example stack (a web service
+# and a client that calls it by name over an overlay network across hosts), a scale-up, a rolling
+# update, a drain.
 # Narrated as it goes; it leaves the cluster up and says how to use it and tear it down.
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
@@ -21,39 +22,38 @@ say "The nodes, as 'docker node ls' would show them"
 until [ "$(shoal node ls --format '{{.Status}}' 2>/dev/null | grep -c Ready)" = 5 ]; do sleep 0.5; done
 shoal node ls
 
-say "An overlay network spanning the hosts"
-shoal network create -d overlay appnet
-shoal network ls
+say "An example stack (deploy/stacks/example.yml): a web service of 3 busybox httpd replicas and a client
+    that calls it by name over the stack's overlay network, once the replicas are healthy"
+sed -n '/^services:/,$p' "$repo/deploy/stacks/example.yml"
+export IMAGE="$image"
+shoal stack deploy -c "$repo/deploy/stacks/example.yml" demo
+shoal stack services demo
 
-say "A web service: 3 busybox httpd replicas, each answering with its hostname"
-shoal service create --name web --replicas 3 --network appnet --hostname '{{.Task.Name}}' --stop-grace-period 2s \
-  "$image" sh -c 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'
-shoal service ps web
+say "Where the tasks landed"
+shoal stack ps demo
 
-say "A client on another host calls the service by name (DNS + VIP over VXLAN)"
-shoal service create --name client --replicas 1 --network appnet --constraint node.role==worker \
-  "$image" sh -c 'while true; do printf "GET / HTTP/1.0\r\n\r\n" | nc web 80 | tail -n1; sleep 1; done'
-shoal service ps client
-sleep 4
-shoal service logs --tail 5 client
+say "The client, on one host, calls 'web' on the others: DNS and a VIP over VXLAN"
+sleep 3
+shoal service logs --tail 6 demo_client
 
 say "Scale the web service to 6: the new replicas spread over the hosts"
-shoal service scale web=6
-shoal service ps web --filter desired-state=running
+shoal service scale demo_web=6
+shoal service ps demo_web --filter desired-state=running
 
 say "A rolling update, two at a time, with its progress"
-shoal service update --env-add VERSION=2 --update-parallelism 2 --update-delay 1s web
-shoal service inspect --pretty web | sed -n '1,20p'
+shoal service update --env-add VERSION=2 --update-parallelism 2 --update-delay 1s demo_web
+shoal service inspect --pretty demo_web | sed -n '1,12p'
 
 say "Drain h4: its tasks move to the other hosts"
 shoal node update --availability drain h4
-sleep 3
-shoal service ps web --filter desired-state=running
+sleep 5
+shoal stack ps demo --filter desired-state=running
 shoal node ls
+shoal service logs --tail 3 demo_client
 
 say "Done. The cluster is still up."
 cat <<EOF
-  Use it:        $lab cli h1 -- service ls          (any shoal command, on any host h1..h5)
+  Use it:        $lab cli h1 -- stack services demo   (any shoal command, on any host h1..h5)
   A host shell:  $lab exec h2 -- sh
   Tear it down:  $lab down --name $SHOAL_LAB
 EOF
