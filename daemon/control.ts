@@ -33,7 +33,7 @@ import {
 } from '../manager/controlapi/index.js';
 import { version } from '../util/version.js';
 import type { Swarm } from './swarm.js';
-import { SwarmError } from './swarm.js';
+import { SwarmError, type ClusterSettings } from './swarm.js';
 
 /** Docker's words when a manager knows no leader (the cluster may have lost its quorum). */
 export const NO_LEADER = "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
@@ -115,8 +115,10 @@ export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: Contro
   const handlers: ControlHandlers = {
     init: (call, cb) =>
       reply(cb, () => {
-        const opts = { listenAddr: call.request.listenAddr || '0.0.0.0:2377', advertiseAddr: call.request.advertiseAddr };
-        return call.request.forceNewCluster ? swarm.forceNewCluster(opts) : swarm.init(opts);
+        const r = call.request;
+        const opts = { listenAddr: r.listenAddr || '0.0.0.0:2377', advertiseAddr: r.advertiseAddr };
+        if (r.forceNewCluster) return swarm.forceNewCluster(opts);
+        return swarm.init({ ...opts, settings: clusterSettings(r) });
       }),
     join: (call, cb) =>
       reply(cb, () => {
@@ -221,6 +223,27 @@ export function registerControl(server: grpc.Server, swarm: Swarm, dataRoot: str
   // Every manager also serves the Control API to the other managers, for forwarded writes.
   swarm.onManagerStarted = (m) => m.addService(ControlService, controlHandlers(swarm, dataRoot, 'cluster') as unknown as grpc.UntypedServiceImplementation);
   if (swarm.manager) swarm.onManagerStarted(swarm.manager);
+}
+
+/** `swarm init`'s cluster settings, checked: every bad value is named. */
+export function clusterSettings(r: { defaultAddrPool: string[]; defaultAddrPoolMaskLen: number; taskHistoryLimit: number | bigint; heartbeatPeriodMs: number | bigint }): ClusterSettings {
+  const bad = (msg: string) => new SwarmError(grpc.status.INVALID_ARGUMENT, msg);
+  for (const pool of r.defaultAddrPool) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(pool);
+    if (!m || Number(m[2]) < 8 || Number(m[2]) > 30) throw bad(`invalid default address pool "${pool}": expected an IPv4 CIDR like 10.20.0.0/16`);
+  }
+  const mask = r.defaultAddrPoolMaskLen;
+  if (mask !== 0 && (mask < 16 || mask > 30)) throw bad(`invalid --default-addr-pool-mask-length ${mask}: expected 16 to 30`);
+  const history = Number(r.taskHistoryLimit);
+  if (history < 0) throw bad(`invalid --task-history-limit ${history}: expected 0 or more`);
+  const heartbeat = Number(r.heartbeatPeriodMs);
+  if (heartbeat < 0 || (heartbeat > 0 && heartbeat < 100)) throw bad(`invalid --dispatcher-heartbeat ${heartbeat}ms: expected at least 100ms`);
+  return {
+    ...(r.defaultAddrPool.length > 0 ? { defaultAddrPool: r.defaultAddrPool } : {}),
+    ...(mask ? { subnetSize: mask } : {}),
+    ...(history > 0 ? { taskHistoryLimit: history } : {}),
+    ...(heartbeat > 0 ? { heartbeatPeriodMs: heartbeat } : {}),
+  };
 }
 
 /** The same call, made on the leader with this manager's certificate; its answer or error is ours. */

@@ -23,6 +23,8 @@ import { nodeImageStore } from '../agent/agent.js';
 import { ImageInUseError, ImageNotFoundError, type ImageRecord, type ImageStore, type PullOptions } from '../agent/runtime/image/store.js';
 import { familiarName, formatReference, parseReference, ReferenceError } from '../agent/runtime/image/reference.js';
 import { RegistryError } from '../agent/runtime/image/registry.js';
+import { layerBytes } from '../agent/runtime/image/layer.js';
+import { readBody, readTar } from '../util/tar.js';
 import { NoSuchContainerError } from '../agent/runtime/runtime.js';
 import type { RuncRuntime } from '../agent/runtime/runc/runtime.js';
 import { resolveUser } from '../agent/runtime/spec/user.js';
@@ -114,6 +116,40 @@ export function pullError(reference: string, e: unknown): EngineError {
     return new EngineError(grpc.status.UNAVAILABLE, `cannot pull ${reference}: registry ${registry} is unreachable (${(e as Error).message})`);
   }
   return new EngineError(code, details.includes(reference) ? details : `cannot pull ${reference}: ${details}`);
+}
+
+/**
+ * The names an image archive gives its images, fully spelled: `docker save`'s RepoTags, an OCI
+ * index's ref names (a bare tag takes the file's name as its repository, as the store does).
+ */
+export async function archiveNames(path: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  const add = (name: string) => {
+    try {
+      names.add(formatReference(parseReference(name)));
+    } catch {
+      // not a name the store would have given either
+    }
+  };
+  const repo = (basename(path).replace(/(\.tar)?(\.gz|\.tgz)?$/, '') || 'image').toLowerCase();
+  try {
+    for await (const e of readTar(layerBytes(path))) {
+      if (e.header.name === 'manifest.json') {
+        const entries = JSON.parse((await readBody(e.body)).toString()) as Array<{ RepoTags?: string[] | null }>;
+        for (const entry of Array.isArray(entries) ? entries : []) for (const tag of entry.RepoTags ?? []) add(tag);
+      } else if (e.header.name === 'index.json') {
+        const index = JSON.parse((await readBody(e.body)).toString()) as { manifests?: Array<{ annotations?: Record<string, string> }> };
+        for (const m of index.manifests ?? []) {
+          const a = m.annotations ?? {};
+          const ref = a['io.containerd.image.name'] ?? a['org.opencontainers.image.ref.name'];
+          if (ref) add(/^[\w][\w.-]{0,127}$/.test(ref) && !a['io.containerd.image.name'] ? `${repo}:${ref}` : ref);
+        }
+      }
+    }
+  } catch {
+    // The store read it: an oddity here only costs the names in the answer.
+  }
+  return names;
 }
 
 type Callback<T> = (err: Partial<grpc.StatusObject> | null, value?: T) => void;
@@ -294,15 +330,12 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
             const f = await opening;
             await new Promise<void>((resolve, reject) => f.end((e?: Error | null) => (e ? reject(e) : resolve())));
             if (failed) return;
-            const before = new Map((await images.list()).map((i) => [i.id, new Set(i.names)]));
-            const loaded = await images.load(f.path as string);
+            const path = f.path as string;
+            const loaded = await images.load(path);
+            // Each image with the names the archive gave it, not those it had from elsewhere.
+            const declared = await archiveNames(path);
             await cleanup();
-            // What the archive named: the names each image gained (all of them when it had them already).
-            const named = loaded.map((img) => {
-              const gained = img.names.filter((n) => !before.get(img.id)?.has(n));
-              return imageSummary({ ...img, names: gained.length > 0 ? gained : img.names });
-            });
-            cb(null, { images: named });
+            cb(null, { images: loaded.map((img) => imageSummary({ ...img, names: img.names.filter((n) => declared.has(n)) })) });
           } catch (e) {
             const err = e instanceof EngineError || e instanceof ReferenceError ? e : new EngineError(grpc.status.INVALID_ARGUMENT, `image load: ${(e as Error).message}`);
             fail(err);
@@ -342,8 +375,8 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
         if (started) return apply(m);
         started = true;
         if (!m.start) return fail(new EngineError(grpc.status.INVALID_ARGUMENT, 'the first Exec message must be a start message'));
-        startExec(m.start, send).then(
-          async (p) => {
+        startExec(m.start, send)
+          .then(async (p) => {
             proc = p;
             if (cancelled) await p.kill();
             for (const q of queued.splice(0)) apply(q);
@@ -351,9 +384,8 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
             send({ exited: true, exitCode: code });
             finished = true;
             call.end();
-          },
-          (e: unknown) => fail(e),
-        );
+          })
+          .catch((e: unknown) => fail(e));
       });
       // The client half-closed: it has no more input.
       call.on('end', () => apply({ stdin: new Uint8Array(0), closeStdin: true, start: null, resize: null }));

@@ -98,10 +98,11 @@ export class ExecProcess {
       const size = validSize(options.size);
       // The shell script runs on script's pty: it records the pty's name (for resizes), sizes it
       // (runc copies its size to the container's after the start), and becomes runc.
-      // --echo never: the host pty must not echo (the container's pty does). runc makes the host
-      // pty raw but for output processing, and clears ONLCR on the container's: a newline leaves
-      // as CR LF, converted once, as from `runc exec -t` on a real terminal. (Output written
-      // before runc has set the container's pty up can be converted twice: CR CR LF.)
+      // --echo never: the host pty must not echo (the container's pty does). Newlines: runc keeps
+      // output processing on the host pty (LF → CR LF) and turns ONLCR off in the container's,
+      // as `runc exec -t` does on a real terminal; but it does so after the command started, so
+      // a command that saved its terminal settings before (a shell, at its first prompt) and
+      // restores them converts too: CR CR LF, which looks the same on a terminal.
       const line = [
         `tty > ${shellQuote(this.ttyFile)}`,
         `${shellQuote(options.sttyPath ?? 'stty')} rows ${size.rows} cols ${size.cols}`,

@@ -26,6 +26,14 @@ export interface SwarmState {
   managers: string[];
 }
 
+/** A new cluster's settings (`swarm init` flags), recorded in its ClusterSpec. */
+export interface ClusterSettings {
+  taskHistoryLimit?: number;
+  heartbeatPeriodMs?: number;
+  defaultAddrPool?: string[];
+  subnetSize?: number;
+}
+
 export class SwarmError extends Error {
   constructor(
     readonly code: grpc.status,
@@ -209,7 +217,7 @@ export class Swarm {
     await this.startAgent();
   }
 
-  private async startManager(extra: { bootstrap?: RootCA; join?: { id: number; addr: string }[] }): Promise<void> {
+  private async startManager(extra: { bootstrap?: RootCA; join?: { id: number; addr: string }[] ; settings?: ClusterSettings }): Promise<void> {
     const s = this.state!;
     this.manager = await Manager.start({
       nodeId: s.nodeId,
@@ -219,7 +227,7 @@ export class Swarm {
       advertiseAddr: s.advertiseAddr,
       hostname: s.hostname,
       certs: this.certs(),
-      bootstrap: extra.bootstrap ? { rootCA: extra.bootstrap, kvUrl: this.founding.kvUrl ?? '' } : undefined,
+      bootstrap: extra.bootstrap ? { ...extra.settings, rootCA: extra.bootstrap, kvUrl: this.founding.kvUrl ?? '' } : undefined,
       join: extra.join,
       tickMs: this.tickMs,
       log: this.log.child('manager'),
@@ -239,7 +247,7 @@ export class Swarm {
     }
   }
 
-  async init(opts: { listenAddr: string; advertiseAddr: string }): Promise<{ nodeId: string; clusterId: string; workerToken: string; managerToken: string }> {
+  async init(opts: { listenAddr: string; advertiseAddr: string; settings?: ClusterSettings }): Promise<{ nodeId: string; clusterId: string; workerToken: string; managerToken: string }> {
     this.refuseIfMember();
     const advertiseAddr = opts.advertiseAddr || opts.listenAddr;
     if (/^0\.0\.0\.0:|^:/.test(advertiseAddr)) {
@@ -250,7 +258,7 @@ export class Swarm {
     const { keyPem, csrPem } = newNodeKeyAndCsr(nodeId);
     const cert = ca.issue(csrPem, { nodeId, role: 'manager', ipAddresses: [advertiseAddr.replace(/:\d+$/, '')] });
     this.save({ nodeId, role: 'manager', raftId: newRaftId(), listenAddr: opts.listenAddr, advertiseAddr, hostname: osHostname(), managers: [advertiseAddr] }, { ca: ca.certPem, cert, key: keyPem });
-    await this.startManager({ bootstrap: ca });
+    await this.startManager({ bootstrap: ca, settings: opts.settings });
     const cluster = await this.waitForCluster();
     await this.startAgent();
     return { nodeId, clusterId: cluster.id, workerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.worker), managerToken: formatJoinToken(ca.digest(), cluster.joinTokens!.manager) };

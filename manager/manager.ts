@@ -255,7 +255,7 @@ export class Manager {
           spec: blank(ClusterSpec, {
             annotations: blank(Annotations, { name: 'default' }),
             taskHistoryRetentionLimit: b.taskHistoryLimit ?? 5,
-            heartbeatPeriodMs: b.heartbeatPeriodMs ?? 5000,
+            heartbeatPeriodMs: b.heartbeatPeriodMs ?? 0, // 0: the dispatcher's default (2 s: DOWN after 5 s)
             kvUrl: b.kvUrl ?? '',
           }),
           rootCa: blank(RootCAObject, { caCertPem: ca.certPem, caKeyPem: ca.keyPem, caDigest: ca.digest() }),

@@ -1,4 +1,5 @@
 // `shoal swarm`: init, join, join-token — Docker's words and output.
+import { parseDuration } from '../units.js';
 import type { Command } from '../../util/command.js';
 import { UserError } from '../../util/command.js';
 import { call } from '../client.js';
@@ -19,11 +20,31 @@ export const swarmCommand: Command = {
         { name: 'advertise-addr', kind: 'string', description: 'Advertised address (format: "<ip|interface>[:port]")' },
         { name: 'listen-addr', kind: 'string', default: '0.0.0.0:2377', description: 'Listen address (format: "<ip|interface>[:port]")' },
         { name: 'force-new-cluster', kind: 'bool', description: 'Force create a new cluster from current state' },
+        { name: 'default-addr-pool', kind: 'list', description: 'Default address pool in CIDR format (repeatable)' },
+        { name: 'default-addr-pool-mask-length', kind: 'int', default: 24, description: 'Default address pool subnet mask length' },
+        { name: 'task-history-limit', kind: 'int', default: 5, description: 'Task history retention limit (at least 1)' },
+        { name: 'dispatcher-heartbeat', kind: 'string', default: '2s', description: 'Dispatcher heartbeat period (a node is Down after 2.5 periods without one)' },
       ],
       run: async ({ flags, global, out }) => {
         let addr = withPort(String(flags['advertise-addr'] ?? ''));
         const forceNewCluster = Boolean(flags['force-new-cluster']);
-        const res = await call(global, 'init', { listenAddr: withPort(String(flags['listen-addr'])), advertiseAddr: addr, defaultAddrPool: [], defaultAddrPoolMaskLen: 0, forceNewCluster, taskHistoryLimit: 0, heartbeatPeriodMs: 0 });
+        let heartbeatPeriodMs: number;
+        try {
+          heartbeatPeriodMs = parseDuration(String(flags['dispatcher-heartbeat']));
+        } catch (e) {
+          throw new UserError(`invalid argument "${String(flags['dispatcher-heartbeat'])}" for "--dispatcher-heartbeat" flag: ${(e as Error).message}`);
+        }
+        const taskHistoryLimit = Number(flags['task-history-limit']);
+        if (taskHistoryLimit < 1) throw new UserError(`invalid --task-history-limit ${taskHistoryLimit}: shoal keeps at least 1 task per slot`);
+        const res = await call(global, 'init', {
+          listenAddr: withPort(String(flags['listen-addr'])),
+          advertiseAddr: addr,
+          defaultAddrPool: (flags['default-addr-pool'] as string[] | undefined) ?? [],
+          defaultAddrPoolMaskLen: Number(flags['default-addr-pool-mask-length']),
+          forceNewCluster,
+          taskHistoryLimit,
+          heartbeatPeriodMs,
+        });
         // A forced new cluster keeps the manager's own address: ask it which one that is.
         if (forceNewCluster && !addr) addr = (await call(global, 'getJoinToken', { role: 'WORKER', rotate: false })).managerAddr;
         out.write(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);

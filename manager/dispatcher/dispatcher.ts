@@ -102,8 +102,10 @@ export class Dispatcher {
     return { session: this.session, heartbeat: this.heartbeat, assignments: this.assignments, updateTaskStatus: this.updateTaskStatus };
   }
 
+  /** The option, else the cluster's setting (`swarm init --dispatcher-heartbeat`), else the default. */
   get heartbeatPeriodMs(): number {
-    return this.options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS;
+    const fromCluster = this.options.store.all('clusters')[0]?.spec?.heartbeatPeriodMs;
+    return this.options.heartbeatPeriodMs ?? (fromCluster && fromCluster > 0 ? fromCluster : DEFAULT_HEARTBEAT_PERIOD_MS);
   }
 
   private get expiryMs(): number {
