@@ -105,7 +105,9 @@ export interface ImageRowOptions {
 /** `image ls` rows: one per name (an unnamed image is `<none> <none>`), newest image first. */
 export function imageRows(images: readonly ImageSummary[], o: ImageRowOptions): Record<string, string>[] {
   const [wantRepo, wantTag] = o.reference ? splitTag(o.reference) : [undefined, undefined];
-  const sorted = [...images].sort((a, b) => (Date.parse(b.created) || 0) - (Date.parse(a.created) || 0) || (a.repoTags[0] ?? '~').localeCompare(b.repoTags[0] ?? '~'));
+  // Newest first (Docker's order); then named before unnamed, by name.
+  const name = (i: ImageSummary) => i.repoTags[0] ?? '\uffff';
+  const sorted = [...images].sort((a, b) => (Date.parse(b.created) || 0) - (Date.parse(a.created) || 0) || (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   const rows: Record<string, string>[] = [];
   for (const img of sorted) {
     const created = Date.parse(img.created);

@@ -4,6 +4,7 @@ import { UserError } from '../../util/command.js';
 import type { FlagSpec, FlagValues } from '../../util/flags.js';
 import { call } from '../client.js';
 import { formatRows } from '../format.js';
+import { formatBytes } from '../units.js';
 import { FlagReader, parseKeyValues } from '../serviceflags.js';
 import { NodeSpec, type Node, type NodeRole, type NodeSpec_Availability } from '../../proto/gen/objects.js';
 
@@ -108,13 +109,15 @@ export const nodeCommand: Command = {
       summary: 'Display detailed information on one or more nodes',
       usage: '[OPTIONS] self|NODE [NODE...]',
       minArgs: 1,
-      run: async ({ args, global, out }) => {
+      flags: [{ name: 'pretty', kind: 'bool', description: 'Print the information in a human friendly format' }],
+      run: async ({ args, flags, global, out }) => {
         const info = await call(global, 'info', {});
         const nodes = [];
         for (const ref of args) {
           nodes.push((await call(global, 'getNode', { node: ref === 'self' ? info.nodeId : ref })).node);
         }
-        out.write(JSON.stringify(nodes, null, 4) + '\n');
+        if (flags.pretty) out.write(nodes.map((n) => (n ? prettyNode(n) : '')).join('\n'));
+        else out.write(JSON.stringify(nodes, null, 4) + '\n');
       },
     },
     {
@@ -158,3 +161,44 @@ export const nodeCommand: Command = {
     },
   ],
 };
+
+const titleCase = (s: string) => s.charAt(0) + s.slice(1).toLowerCase();
+
+/** `node inspect --pretty`, laid out as Docker prints it. */
+export function prettyNode(n: Node): string {
+  const lines: string[] = [];
+  const row = (k: string, v: string | number) => lines.push(`${k}:`.padEnd(24) + String(v));
+  row('ID', n.id);
+  const labels = Object.entries(n.spec?.annotations?.labels ?? {});
+  if (labels.length > 0) {
+    lines.push('Labels:');
+    for (const [k, v] of labels.sort()) lines.push(` - ${k}=${v}`);
+  }
+  row('Hostname', n.description?.hostname ?? '');
+  lines.push('Status:');
+  row(' State', titleCase(n.status?.state ?? 'UNKNOWN'));
+  if (n.status?.message) row(' Message', n.status.message);
+  row(' Availability', titleCase(n.spec?.availability ?? 'ACTIVE'));
+  row(' Address', n.status?.addr ?? '');
+  if (n.managerStatus) {
+    lines.push('Manager Status:');
+    row(' Address', n.managerStatus.addr);
+    row(' Raft Status', titleCase(n.managerStatus.reachability || 'UNKNOWN'));
+    row(' Leader', n.managerStatus.leader ? 'Yes' : 'No');
+  }
+  const p = n.description?.platform;
+  lines.push('Platform:');
+  row(' Operating System', p?.os ?? '');
+  row(' Architecture', p?.architecture ?? '');
+  const r = n.description?.resources;
+  lines.push('Resources:');
+  row(' CPUs', r ? Number(r.nanoCpus) / 1e9 : 0);
+  row(' Memory', formatBytes(Number(r?.memoryBytes ?? 0)));
+  const engineLabels = Object.entries(n.description?.engineLabels ?? {});
+  if (engineLabels.length > 0) {
+    lines.push('Engine Labels:');
+    for (const [k, v] of engineLabels.sort()) lines.push(` - ${k}=${v}`);
+  }
+  row('Engine Version', n.description?.engineVersion ?? '');
+  return lines.join('\n') + '\n';
+}

@@ -242,6 +242,8 @@ export class Lab {
     }
     // Processes first: while one lives in a namespace, the namespace (and its links) lives too.
     const processes = await killProcessesIn(ids);
+    // A daemon may have made a namespace between the listing above and its death: list again.
+    for (const n of this.namespacesByName()) netnsPaths.add(`${NETNS_DIR}/${n}`);
     if (processes.length) this.log(`killed ${processes.length} process${processes.length === 1 ? '' : 'es'} left in the lab: ${processes.join(' ')}`);
 
     const namespaces: string[] = [];

@@ -40,6 +40,7 @@ export interface OciConfig {
     };
     maskedPaths: string[];
     readonlyPaths: string[];
+    sysctl?: Record<string, string>;
   };
   annotations?: Record<string, string>;
 }
@@ -181,6 +182,8 @@ export function buildOciConfig(input: BuildInput): OciConfig {
       resources,
       maskedPaths: DEFAULT_MASKED_PATHS,
       readonlyPaths: DEFAULT_READONLY_PATHS,
+      // Docker's default: any user may ping (ICMP sockets), not only root with NET_RAW.
+      sysctl: { 'net.ipv4.ping_group_range': '0 2147483647' },
     },
     ...(spec.labels && Object.keys(spec.labels).length > 0 ? { annotations: spec.labels } : {}),
   };

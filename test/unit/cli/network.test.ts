@@ -74,3 +74,20 @@ test('node update flags: availability, role, labels added and removed', () => {
   assert.throws(() => apply(['--role', 'boss']), /invalid argument "boss" for "--role" flag: expected "worker" or "manager"/);
   assert.throws(() => apply(['--label-rm', 'disk']), /key disk doesn't exist in node's labels/);
 });
+
+test('node inspect --pretty lays a node out as Docker does', async () => {
+  const { prettyNode } = await import('../../../cli/commands/node.js');
+  const text = prettyNode({
+    id: 'n1',
+    spec: { annotations: { name: '', labels: { zone: 'a' } }, desiredRole: 'MANAGER', availability: 'DRAIN' },
+    description: { hostname: 'h1', platform: { os: 'linux', architecture: 'x86_64' }, resources: { nanoCpus: 2e9, memoryBytes: 2 ** 30, generic: [], pids: 0 }, engineVersion: '0.1.0', engineLabels: {} },
+    status: { state: 'READY', message: '', addr: '198.18.0.1' },
+    managerStatus: { raftId: 1, addr: '198.18.0.1:2377', leader: true, reachability: 'REACHABLE' },
+  } as unknown as Parameters<typeof prettyNode>[0]);
+  assert.match(text, /^ID:\s+n1$/m);
+  assert.match(text, /^ - zone=a$/m);
+  assert.match(text, /^ Availability:\s+Drain$/m);
+  assert.match(text, /^ Raft Status:\s+Reachable$/m);
+  assert.match(text, /^ Leader:\s+Yes$/m);
+  assert.match(text, /^ CPUs:\s+2$/m);
+});
