@@ -1,4 +1,4 @@
-// `npm run bench -- scheduler-e2e [--nodes N] [--replicas N] [--quick] [--managers N] [--heartbeat-ms MS] [--cpu-prof DIR]`
+// `npm run bench -- scheduler-e2e [--nodes N] [--replicas N] [--quick] [--managers N] [--heartbeat-ms MS] [--tick-ms MS] [--cpu-prof DIR]`
 //
 // The scheduler end to end (issue #5, part b): a cluster of 3 managers, each in its own process
 // (so its peak RSS and CPU time are its own), and 5,000 simulated nodes in one more process, each
@@ -14,7 +14,13 @@
 // their CPU time is reported separately.
 //
 // With --cpu-prof DIR every child runs under `node --cpu-prof` and a record per process says where
-// its CPU went during the measured window (by area of the code, top functions).
+// its CPU went during the measured window (by area of the code, top functions). A run that fails
+// (nodes that never all come READY, a timeout) still ends with its records, the reason and the
+// profiles. SHOAL_BENCH_LOG=info|debug shows the managers' logs.
+//
+// The defaults are the shipped ones (Raft tick 50 ms: elections after 0.5–1 s; heartbeats every
+// 2 s). On a loaded 2-core machine those flap leadership under this load; --tick-ms 500 (elections
+// after 5–10 s, like swarmkit's 1 s × 10) separates throughput from election churn.
 import { mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +46,8 @@ export interface EndToEndOptions {
   heartbeatMs?: number;
   /** Nodes connecting at once. */
   concurrency: number;
+  /** Managers' Raft tick (elections after 10–20 ticks); default: the Raft node's (50 ms). */
+  tickMs?: number;
   /** Give up waiting for RUNNING after this long (the record then says how far it got). */
   timeoutS: number;
   /** Write CPU profiles of every child here and summarize them. */
@@ -49,12 +57,12 @@ export interface EndToEndOptions {
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
 const cpuSeconds = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => Number(((b.user - a.user + b.system - a.system) / 1e6).toFixed(2));
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 200): Promise<T> {
+async function until<T>(what: string | (() => string), check: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -75,23 +83,35 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
     children.push(c);
     return c;
   };
-  const hb = o.heartbeatMs ? { heartbeatPeriodMs: o.heartbeatMs } : {};
+  const tuning = { ...(o.heartbeatMs ? { heartbeatPeriodMs: o.heartbeatMs } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) };
+  let result: Record<string, unknown> = { nodes: o.nodes, replicas: o.replicas, managers: o.managers, heartbeat_ms: o.heartbeatMs ?? 'default', completed: false };
+  let stage = 'cluster';
+  let window: { fromMicros: number; toMicros: number } | undefined;
+  let leader: Child | undefined;
   try {
     // ---- the cluster ----
     let t = Date.now();
     const ca = RootCA.create();
     const managers = Array.from({ length: o.managers }, (_, i) => spawn(`manager-${i + 1}`, MANAGER_SCRIPT));
     const founder = managers[0]!;
-    const { addr: leaderAddr, managerToken } = await founder.call<{ addr: string; managerToken: string }>('found', { caCertPem: ca.certPem, caKeyPem: ca.keyPem, dataDir: join(root, 'm1'), ...hb });
+    const { addr: leaderAddr, managerToken } = await founder.call<{ addr: string; managerToken: string }>('found', { caCertPem: ca.certPem, caKeyPem: ca.keyPem, dataDir: join(root, 'm1'), ...tuning });
     const addrs = [leaderAddr];
     for (let i = 1; i < managers.length; i++) {
-      const { addr } = await managers[i]!.call<{ addr: string }>('join', { leaderAddr, token: managerToken, dataDir: join(root, `m${i + 1}`), ...hb });
+      const { addr } = await managers[i]!.call<{ addr: string }>('join', { leaderAddr, token: managerToken, dataDir: join(root, `m${i + 1}`), ...tuning });
       addrs.push(addr);
       await until(`manager ${i + 1} to join`, async () => (await founder.call<number>('clusterSize')) === i + 1 && (await managers[i]!.call<boolean>('hasCluster')), 30_000);
     }
     emit({ phase: 'cluster', managers: o.managers, ms: Date.now() - t, load_average_1m: Number(loadavg()[0]!.toFixed(2)) });
+    const leaderNow = async (): Promise<{ child: Child; report: ManagerReport } | undefined> => {
+      for (const m of managers) {
+        const report = await m.call<ManagerReport>('report');
+        if (report.isLeader) return { child: m, report };
+      }
+      return undefined;
+    };
 
     // ---- the nodes ----
+    stage = 'nodes';
     t = Date.now();
     const identities = issueNodeIdentities(ca, o.nodes);
     const issueMs = Date.now() - t;
@@ -99,54 +119,75 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
     await founder.call('register', { nodes: identities.map(({ nodeId, hostname, fingerprint256 }) => ({ nodeId, hostname, fingerprint256 })) });
     emit({ phase: 'nodes-registered', nodes: o.nodes, issue_certificates_ms: issueMs, register_ms: Date.now() - t });
 
+    stage = 'fleet';
     t = Date.now();
     const fleet = spawn('fleet', FLEET_SCRIPT);
-    await fleet.call('init', { managers: addrs, concurrency: o.concurrency });
+    await fleet.call('init', { managers: addrs, concurrency: o.concurrency, readyTimeoutMs: o.timeoutS * 1000 });
     await fleet.call('add', { nodes: identities.map(({ nodeId, hostname, certs }) => ({ nodeId, hostname, certs })) });
-    const leader = await until(
-      'every node READY on the leader',
+    let ready = 0;
+    leader = await until(
+      () => `every node READY on the leader (${ready} of ${o.nodes} now)`,
       async () => {
-        for (const m of managers) {
-          const r = await m.call<ManagerReport>('report');
-          if (r.isLeader) return r.readyNodes >= o.nodes ? m : undefined;
-        }
-        return undefined;
+        const l = await leaderNow();
+        ready = l?.report.readyNodes ?? 0;
+        return l && ready >= o.nodes ? l.child : undefined;
       },
-      120_000,
+      o.timeoutS * 1000,
+      1000,
     );
     const fleetUp = await fleet.call<FleetReport>('report');
-    emit({ phase: 'fleet-connected', nodes: fleetUp.nodes, ms: Date.now() - t, fleet_rss_mb: mb(fleetUp.rssBytes), fleet_rss_per_node_kb: Math.round(fleetUp.rssBytes / 1024 / o.nodes) });
+    emit({
+      phase: 'fleet-connected',
+      nodes: fleetUp.nodes,
+      ms: Date.now() - t,
+      sessions: fleetUp.sessions,
+      session_errors: fleetUp.sessionErrors,
+      fleet_rss_mb: mb(fleetUp.rssBytes),
+      fleet_rss_per_node_kb: Math.round(fleetUp.rssBytes / 1024 / o.nodes),
+    });
 
     // ---- the measured run ----
+    stage = 'run';
     const before = await Promise.all(managers.map((m) => m.call<ManagerReport>('report')));
     const fleetBefore = await fleet.call<FleetReport>('report');
     let done: ManagerReport | undefined;
-    leader.on('allRunning', (r) => (done = r as ManagerReport));
-    await leader.call('createService', { serviceId: 'bench', replicas: o.replicas });
+    const measured = leader;
+    measured.on('allRunning', (r) => (done = r as ManagerReport));
+    await measured.call('createService', { serviceId: 'bench', replicas: o.replicas });
     const deadline = Date.now() + o.timeoutS * 1000;
     let lastProgress = Date.now();
     while (!done && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
       if (Date.now() - lastProgress >= 10_000) {
         lastProgress = Date.now();
-        const r = await leader.call<ManagerReport>('report');
+        const r = await measured.call<ManagerReport>('report');
         const p = r.progress!;
-        emit({ phase: 'progress', seconds: Math.round((Date.now() - p.startedAt) / 1000), created: p.created, assigned: p.assigned, running: p.running, leader_rss_mb: mb(r.rssBytes) });
+        const f = await fleet.call<FleetReport>('report');
+        emit({
+          phase: 'progress',
+          seconds: Math.round((Date.now() - p.startedAt) / 1000),
+          created: p.created,
+          assigned: p.assigned,
+          running: p.running,
+          still_leader: r.isLeader,
+          ready_nodes: r.readyNodes,
+          session_errors: f.sessionErrors - fleetBefore.sessionErrors,
+          leader_rss_mb: mb(r.rssBytes),
+        });
       }
     }
     const after = await Promise.all(managers.map((m) => m.call<ManagerReport>('report')));
     const fleetAfter = await fleet.call<FleetReport>('report');
-    const leaderIndex = managers.indexOf(leader);
+    const leaderIndex = managers.indexOf(measured);
     const lr = done ?? after[leaderIndex]!;
     const p = lr.progress!;
+    window = { fromMicros: p.startedMicros, toMicros: p.runningAllMicros ?? Number.MAX_SAFE_INTEGER };
     const end = p.runningAllAt ?? Date.now();
     const seconds = (end - p.startedAt) / 1000;
     const phase = (at?: number) => (at ? Number(((at - p.startedAt) / 1000).toFixed(2)) : null);
-    const result = {
-      nodes: o.nodes,
-      replicas: o.replicas,
-      managers: o.managers,
-      heartbeat_ms: o.heartbeatMs ?? 'default',
+    const others = (rs: ManagerReport[]) => rs.filter((_, i) => i !== leaderIndex);
+    result = {
+      ...result,
       completed: p.running >= o.replicas,
       running: p.running,
       seconds: Number(seconds.toFixed(2)),
@@ -158,7 +199,7 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
       manager_peak_rss_mb: after.map((r) => mb(r.maxRssBytes)),
       fleet_peak_rss_mb: mb(fleetAfter.maxRssBytes),
       cpu_s_leader: cpuSeconds(before[leaderIndex]!.cpu, lr.cpu),
-      cpu_s_followers: after.filter((_, i) => i !== leaderIndex).map((r, i) => cpuSeconds(before.filter((_, j) => j !== leaderIndex)[i]!.cpu, r.cpu)),
+      cpu_s_followers: others(after).map((r, i) => cpuSeconds(others(before)[i]!.cpu, r.cpu)),
       cpu_s_fleet: cpuSeconds(fleetBefore.cpu, fleetAfter.cpu),
       raft_entries: after[leaderIndex]!.appliedIndex - before[leaderIndex]!.appliedIndex,
       leader_changes: after.reduce((n, r, i) => n + r.leaderChanges - before[i]!.leaderChanges, 0),
@@ -169,12 +210,16 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
       load_average_1m: Number(loadavg()[0]!.toFixed(2)),
     };
     emit({ phase: 'result', ...result });
+  } catch (e) {
+    const error = e instanceof Error ? e.message : String(e);
+    result = { ...result, failed_at: stage, error, load_average_1m: Number(loadavg()[0]!.toFixed(2)) };
+    emit({ phase: 'error', stage, error });
+  }
 
-    // ---- shutdown, then the profiles (written when each process exits) ----
-    await fleet.stop();
-    for (const m of managers) await m.stop();
+  // ---- shutdown, then the profiles (written when each process exits) ----
+  try {
+    for (const c of [...children].reverse()) await c.stop();
     if (o.cpuProfDir) {
-      const window = p.runningAllMicros ? { fromMicros: p.startedMicros, toMicros: p.runningAllMicros } : { fromMicros: p.startedMicros, toMicros: Number.MAX_SAFE_INTEGER };
       for (const c of children) {
         const dir = join(o.cpuProfDir, c.name);
         const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
@@ -182,11 +227,11 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
         emit({ phase: 'profile', process: c.name, leader: c === leader, file: join(dir, file), ...summarizeProfile(join(dir, file), window) });
       }
     }
-    return result;
   } finally {
     for (const c of children) await c.stop(5000).catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
   }
+  return result;
 }
 
 const bench: Benchmark = {
@@ -199,6 +244,7 @@ const bench: Benchmark = {
       { name: 'managers', kind: 'int', default: 3, description: 'managers, each its own process' },
       { name: 'heartbeat-ms', kind: 'int', default: 0, description: "agents' heartbeat period (0: the dispatcher's default)" },
       { name: 'concurrency', kind: 'int', default: 128, description: 'nodes connecting at once' },
+      { name: 'tick-ms', kind: 'int', default: 0, description: "managers' Raft tick (0: the default, 50 ms)" },
       { name: 'timeout-s', kind: 'int', default: 900, description: 'give up waiting for RUNNING after this long' },
       { name: 'cpu-prof', kind: 'string', default: '', description: 'profile every process into this directory and summarize' },
     ]);
@@ -208,6 +254,7 @@ const bench: Benchmark = {
       replicas: quick ? 10_000 : (flags.replicas as number),
       managers: flags.managers as number,
       heartbeatMs: (flags['heartbeat-ms'] as number) || undefined,
+      tickMs: (flags['tick-ms'] as number) || undefined,
       concurrency: flags.concurrency as number,
       timeoutS: flags['timeout-s'] as number,
       cpuProfDir: (flags['cpu-prof'] as string) || undefined,
@@ -224,6 +271,7 @@ const bench: Benchmark = {
       leader_peak_rss_mb: r.leader_peak_rss_mb,
       manager_peak_rss_mb: r.manager_peak_rss_mb,
       fleet_peak_rss_mb: r.fleet_peak_rss_mb,
+      ...(r.failed_at ? { failed_at: r.failed_at, error: r.error } : {}),
       target_tasks_per_s: TARGET_TASKS_PER_S,
       meets_target: r.completed === true && (r.tasks_per_s as number) >= TARGET_TASKS_PER_S,
     });

@@ -218,10 +218,10 @@ export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: Contro
   return handlers;
 }
 
-export function registerControl(server: grpc.Server, swarm: Swarm, dataRoot: string): void {
-  server.addService(ControlService, controlHandlers(swarm, dataRoot));
+export function registerControl(server: grpc.Server, swarm: Swarm, dataRoot: string, instrument: <H extends object>(service: string, h: H) => H = (_s, h) => h): void {
+  server.addService(ControlService, instrument('Control', controlHandlers(swarm, dataRoot)));
   // Every manager also serves the Control API to the other managers, for forwarded writes.
-  swarm.onManagerStarted = (m) => m.addService(ControlService, controlHandlers(swarm, dataRoot, 'cluster') as unknown as grpc.UntypedServiceImplementation);
+  swarm.onManagerStarted = (m) => m.addService(ControlService, instrument('Control(cluster)', controlHandlers(swarm, dataRoot, 'cluster')) as unknown as grpc.UntypedServiceImplementation);
   if (swarm.manager) swarm.onManagerStarted(swarm.manager);
 }
 

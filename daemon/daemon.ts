@@ -45,7 +45,13 @@ export class Daemon {
     this.metrics.observe(() => {
       const m = this.swarm.manager;
       if (!m) return undefined;
-      return { term: m.raft.currentTerm, commit: m.raft.commitIndex, applied: m.raft.applied, nodeStates: m.store.all('nodes').map((n) => n.status?.state ?? 'UNKNOWN') };
+      return {
+        term: m.raft.currentTerm,
+        commit: m.raft.commitIndex,
+        applied: m.raft.applied,
+        nodeStates: m.store.all('nodes').map((n) => n.status?.state ?? 'UNKNOWN'),
+        proposals: { ...m.store.proposals },
+      };
     });
     this.log.info('shoald started', { version, dataRoot: this.config.dataRoot, socket: this.config.socketPath, metricsPort: this.metricsPort });
   }
@@ -63,7 +69,7 @@ export class Daemon {
       },
     };
     server.addService(HealthService, health);
-    registerControl(server, this.swarm, this.config.dataRoot);
+    registerControl(server, this.swarm, this.config.dataRoot, (service, h) => this.metrics.instrument(service, h));
     registerEngine(server, this.swarm, this.config, this.log.child('engine'));
     // `service logs`: served by the local manager when it leads, forwarded to the leader otherwise.
     registerLocalLogs(server, () => this.swarm.manager?.logs, { credentials: () => this.swarm.managerCredentials() });

@@ -1,7 +1,7 @@
 // Prometheus metrics of one shoald: a registry of its own (so tests can run several daemons in
 // one process) served over plain HTTP on --metrics-addr, like dockerd's.
 import { createServer, type Server } from 'node:http';
-import { Registry, collectDefaultMetrics, Gauge, Counter, Histogram } from 'prom-client';
+import { Registry, collectDefaultMetrics, Gauge, Histogram } from 'prom-client';
 
 /** What the cluster gauges read at scrape time (this node's manager, when it is one). */
 export interface ClusterView {
@@ -10,6 +10,8 @@ export interface ClusterView {
   applied: number;
   /** Node states as the store has them (READY, DOWN, ...). */
   nodeStates: string[];
+  /** Store transactions this manager proposed, by outcome. */
+  proposals: { committed: number; refused: number; failed: number };
 }
 
 export class DaemonMetrics {
@@ -27,7 +29,17 @@ export class DaemonMetrics {
   readonly raftTerm = this.viewGauge('shoal_raft_term', 'Current Raft term', (v) => v.term);
   readonly raftCommit = this.viewGauge('shoal_raft_commit_index', 'Raft commit index', (v) => v.commit);
   readonly raftApplied = this.viewGauge('shoal_raft_applied_index', 'Raft applied index', (v) => v.applied);
-  readonly proposals = new Counter({ name: 'shoal_raft_proposals_total', help: 'Store transactions proposed', labelNames: ['result'], registers: [this.registry] });
+  readonly proposals: Gauge<'result'> = new Gauge({
+    name: 'shoal_raft_proposals_total',
+    help: 'Store transactions proposed by this manager, by result (committed, refused at apply, failed)',
+    labelNames: ['result'],
+    registers: [this.registry],
+    collect: () => {
+      const v = this.view();
+      if (!v) return;
+      for (const [result, n] of Object.entries(v.proposals)) this.proposals.set({ result }, n);
+    },
+  });
   readonly nodes: Gauge<'state'> = new Gauge({
     name: 'shoal_nodes',
     help: 'Nodes by state (managers only)',
@@ -43,6 +55,25 @@ export class DaemonMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'shoal_' });
+  }
+
+  /**
+   * Times a grpc-js service's unary handlers into shoal_rpc_duration_seconds (method, status
+   * code); streaming handlers are left as they are.
+   */
+  instrument<H extends object>(service: string, handlers: H): H {
+    const out: Record<string, unknown> = { ...(handlers as Record<string, unknown>) };
+    for (const [name, fn] of Object.entries(handlers)) {
+      if (typeof fn !== 'function' || fn.length !== 2) continue;
+      out[name] = (call: unknown, cb: (err: { code?: number } | null, value?: unknown) => void) => {
+        const end = this.rpcDuration.startTimer({ method: `${service}/${name}` });
+        (fn as (c: unknown, cb: (err: { code?: number } | null, value?: unknown) => void) => void)(call, (err, value) => {
+          end({ code: String(err ? (err.code ?? 2) : 0) });
+          cb(err, value);
+        });
+      };
+    }
+    return out as H;
   }
 
   /** Where the Raft and node gauges read from at scrape time; undefined while not a manager. */

@@ -31,11 +31,11 @@ function report() {
 export type FleetReport = ReturnType<typeof report>;
 
 serve({
-  init: (args: { managers: string[]; concurrency: number }) => {
+  init: (args: { managers: string[]; concurrency: number; readyTimeoutMs: number }) => {
     fleet = new SimulatedFleet({
       managers: args.managers,
       concurrency: args.concurrency,
-      readyTimeoutMs: 120_000,
+      readyTimeoutMs: args.readyTimeoutMs,
       agent: {
         session: {
           // A session that ends is logged by the session; count them (a healthy run has none).

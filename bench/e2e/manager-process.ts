@@ -22,8 +22,8 @@ const micros = () => Number(process.hrtime.bigint() / 1000n);
 const logLevel = process.env.SHOAL_BENCH_LOG as Level | undefined;
 const log = logLevel ? createLogger(`bench-manager-${process.pid}`, { level: logLevel }) : undefined;
 
-function tuning(args: { heartbeatPeriodMs?: number }): ManagerTuning {
-  return { ...(args.heartbeatPeriodMs ? { heartbeatPeriodMs: args.heartbeatPeriodMs } : {}), ...(log ? { log } : {}) };
+function tuning(args: { heartbeatPeriodMs?: number; tickMs?: number }): ManagerTuning {
+  return { heartbeatPeriodMs: args.heartbeatPeriodMs, tickMs: args.tickMs, ...(log ? { log } : {}) };
 }
 
 function follow(m: Manager): Manager {
@@ -96,11 +96,11 @@ function report() {
 export type ManagerReport = ReturnType<typeof report>;
 
 serve({
-  found: async (args: { caCertPem: string; caKeyPem: string; dataDir: string; heartbeatPeriodMs?: number }) => {
+  found: async (args: { caCertPem: string; caKeyPem: string; dataDir: string; heartbeatPeriodMs?: number; tickMs?: number }) => {
     manager = follow(await startFounder(new RootCA({ certPem: args.caCertPem, keyPem: args.caKeyPem }), args.dataDir, tuning(args)));
     return { addr: manager.addrForTests(), managerToken: joinToken(manager.store, 'manager') };
   },
-  join: async (args: { leaderAddr: string; token: string; dataDir: string; heartbeatPeriodMs?: number }) => {
+  join: async (args: { leaderAddr: string; token: string; dataDir: string; heartbeatPeriodMs?: number; tickMs?: number }) => {
     manager = follow(await joinManager(args.leaderAddr, args.token, args.dataDir, tuning(args)));
     return { addr: manager.addrForTests() };
   },

@@ -40,29 +40,71 @@ export interface Denial {
   message: string;
 }
 
-function peerCertificate(ctx: AuthContext | undefined): X509Certificate | null {
+// Every RPC is authorized, and parsing an X.509 certificate and checking its signature costs about
+// a millisecond: with thousands of nodes heartbeating, that alone kept a leader busy. A node shows
+// the same certificate on every call, so what is learnt from it is kept, keyed by its bytes (and
+// the signature verdict by the CA key it was checked against). Bounded: cleared when full.
+interface KnownCertificate {
+  cert: X509Certificate;
+  from: number;
+  to: number;
+  identity: { identity: NodeIdentity; fingerprint256: string } | null;
+  verdicts: WeakMap<KeyObject, boolean>;
+}
+const CERT_CACHE_MAX = 20_000;
+const knownCertificates = new Map<string, KnownCertificate>();
+
+function peerCertificate(ctx: AuthContext | undefined): KnownCertificate | null {
   const raw = ctx?.sslPeerCertificate?.raw;
-  return raw && raw.length ? new X509Certificate(raw) : null;
+  if (!raw || !raw.length) return null;
+  const key = raw.toString('base64');
+  let known = knownCertificates.get(key);
+  if (!known) {
+    const cert = new X509Certificate(raw);
+    let identity: KnownCertificate['identity'] = null;
+    try {
+      identity = { identity: identityOf(cert), fingerprint256: cert.fingerprint256 };
+    } catch {
+      // not one of ours: no identity
+    }
+    known = { cert, from: Date.parse(cert.validFrom), to: Date.parse(cert.validTo), identity, verdicts: new WeakMap() };
+    if (knownCertificates.size >= CERT_CACHE_MAX) knownCertificates.clear();
+    knownCertificates.set(key, known);
+  }
+  return known;
+}
+
+const caKeys = new Map<string, KeyObject>();
+
+/** The CA certificate's public key, parsed once per PEM. */
+export function caPublicKey(caCertPem: string): KeyObject {
+  let key = caKeys.get(caCertPem);
+  if (!key) {
+    if (caKeys.size > 16) caKeys.clear();
+    key = createPublicKey(caCertPem);
+    caKeys.set(caCertPem, key);
+  }
+  return key;
 }
 
 /** The verified identity of a call's peer, or null when it presented no acceptable certificate. */
 export function verifiedPeer(ctx: AuthContext | undefined, caKey: KeyObject, now = Date.now()): { identity: NodeIdentity; fingerprint256: string } | null {
-  const cert = peerCertificate(ctx);
-  if (!cert) return null;
-  if (!cert.verify(caKey)) return null;
-  if (Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) < now) return null;
-  try {
-    return { identity: identityOf(cert), fingerprint256: cert.fingerprint256 };
-  } catch {
-    return null;
+  const known = peerCertificate(ctx);
+  if (!known) return null;
+  let ok = known.verdicts.get(caKey);
+  if (ok === undefined) {
+    ok = known.cert.verify(caKey);
+    known.verdicts.set(caKey, ok);
   }
+  if (!ok || known.from > now || known.to < now) return null;
+  return known.identity;
 }
 
 export function authorize(path: string, ctx: AuthContext | undefined, deps: AuthzDeps): Denial | null {
   const policy = POLICIES.find(([prefix]) => path.startsWith(prefix))?.[1];
   if (!policy) return { code: grpc.status.UNIMPLEMENTED, message: `unknown method ${path}` };
   if (policy === 'anyone') return null;
-  const caKey = createPublicKey(deps.caCertPem());
+  const caKey = caPublicKey(deps.caCertPem());
   const peer = verifiedPeer(ctx, caKey, deps.now?.() ?? Date.now());
   if (!peer) return { code: grpc.status.UNAUTHENTICATED, message: 'a valid certificate of this cluster is required' };
   if (!policy.includes(peer.identity.role)) {
@@ -91,11 +133,5 @@ export function authzInterceptor(deps: AuthzDeps): grpc.ServerInterceptor {
 
 /** For handlers: the identity of the caller, already checked by the interceptor. */
 export function callerIdentity(call: { getAuthContext(): AuthContext }): NodeIdentity | null {
-  const cert = peerCertificate(call.getAuthContext());
-  if (!cert) return null;
-  try {
-    return identityOf(cert);
-  } catch {
-    return null;
-  }
+  return peerCertificate(call.getAuthContext())?.identity?.identity ?? null;
 }

@@ -3,13 +3,13 @@
 // the new Node in the store and signs the node's key. A node that has a certificate renews it
 // with a new request, and gets the role the cluster now wants for it (promote/demote).
 import * as grpc from '@grpc/grpc-js';
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { CAService, type CAHandlers, type IssueNodeCertificateRequest, type IssueNodeCertificateResponse } from '../../proto/gen/ca.js';
 import { Node, NodeSpec, NodeDescription, NodeStatus, Annotations, type NodeRole as ProtoRole } from '../../proto/gen/objects.js';
 import type { MemoryStore } from '../store/memory.js';
 import { blank } from '../store/blank.js';
 import { RootCA, newId, type NodeRole } from './ca.js';
-import { verifiedPeer } from './authz.js';
+import { caPublicKey, verifiedPeer } from './authz.js';
 import { parseJoinToken, secretMatches, JoinTokenError } from './token.js';
 import { CsrError } from './x509.js';
 
@@ -56,7 +56,7 @@ async function issue(call: grpc.ServerUnaryCall<IssueNodeCertificateRequest, Iss
   const req = call.request;
   const ca = deps.rootCA();
   if (!deps.canWrite()) throw new CallError(grpc.status.UNAVAILABLE, 'this manager is not the leader; try another manager');
-  const peer = verifiedPeer(call.getAuthContext(), createPublicKey(ca.certPem));
+  const peer = verifiedPeer(call.getAuthContext(), caPublicKey(ca.certPem));
   let nodeId: string;
   let role: NodeRole;
   const ipAddresses = req.advertiseAddr ? [req.advertiseAddr.replace(/:\d+$/, '')].filter((h) => /^\d+\.\d+\.\d+\.\d+$/.test(h)) : [];

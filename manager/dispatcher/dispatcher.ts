@@ -97,6 +97,43 @@ export class Dispatcher {
 
   constructor(private readonly options: DispatcherOptions) {}
 
+  // One store listener for all nodes' streams, handing each task or node event only to the streams
+  // of the node(s) it concerns: with a listener per stream, every store event cost one call per
+  // connected node (thousands), which kept a large cluster's leader busy.
+  private readonly routes = new Map<string, Set<(ev: StoreEvent) => void>>();
+  private routing = false;
+  private readonly routeEvent = (ev: StoreEvent): void => {
+    const deliver = (nodeId: string | undefined) => {
+      if (!nodeId) return;
+      for (const f of this.routes.get(nodeId) ?? []) f(ev);
+    };
+    if (ev.table === 'tasks') {
+      const now = (ev.object as Task).nodeId;
+      const before = (ev.old as Task | undefined)?.nodeId;
+      deliver(now);
+      if (before !== now) deliver(before);
+    } else if (ev.table === 'nodes') {
+      deliver((ev.object as Node).id);
+    }
+  };
+
+  private route(nodeId: string, f: (ev: StoreEvent) => void): void {
+    if (!this.routing) {
+      this.routing = true;
+      this.options.store.on('change', this.routeEvent);
+    }
+    let set = this.routes.get(nodeId);
+    if (!set) this.routes.set(nodeId, (set = new Set()));
+    set.add(f);
+  }
+
+  private unroute(nodeId: string, f: (ev: StoreEvent) => void): void {
+    const set = this.routes.get(nodeId);
+    if (!set) return;
+    set.delete(f);
+    if (set.size === 0) this.routes.delete(nodeId);
+  }
+
   /** The grpc-js implementation of the Dispatcher service. */
   handlers(): DispatcherHandlers {
     return { session: this.session, heartbeat: this.heartbeat, assignments: this.assignments, updateTaskStatus: this.updateTaskStatus };
@@ -226,7 +263,6 @@ export class Dispatcher {
     const s: NodeSession = { id: randomUUID(), nodeId, expiry: setTimeout(() => undefined, 0), closers: new Set() };
     this.sessions.set(nodeId, s);
     this.armExpiry(s);
-    const store = this.options.store;
     const message = (node: Node | null): SessionMessage => ({ sessionId: s.id, node, managers: this.options.managers?.() ?? [], rootCaPem: this.options.rootCaPem?.() ?? '' });
     // The node's spec changing (a promotion, demotion, drain) is news for its agent: send it.
     const onNodeChange = (ev: StoreEvent) => {
@@ -240,14 +276,14 @@ export class Dispatcher {
       call.write(message(ev.object as Node));
     };
     const close = () => {
-      store.off('change', onNodeChange);
+      this.unroute(nodeId, onNodeChange);
       call.end();
     };
     s.closers.add(close);
     // A closed stream does not end the session: only a missed heartbeat marks the node DOWN, so a
     // quick reconnect (or a failover to this manager) does not flap it.
     call.on('cancelled', () => {
-      store.off('change', onNodeChange);
+      this.unroute(nodeId, onNodeChange);
       s.closers.delete(close);
     });
     const addr = peerHost(call.getPeer());
@@ -255,7 +291,7 @@ export class Dispatcher {
       (node) => {
         if (!s.closers.has(close)) return;
         call.write(message(node ?? null));
-        store.on('change', onNodeChange);
+        this.route(nodeId, onNodeChange);
         this.log('session opened', { node: nodeId, session: s.id, addr });
       },
       (err: unknown) => {
@@ -349,7 +385,7 @@ export class Dispatcher {
       if (closed) return;
       closed = true;
       if (timer) clearTimeout(timer);
-      store.off('change', onChange);
+      this.unroute(nodeId, onChange);
       store.off('restore', onRestore);
       s.closers.delete(close);
     };
@@ -361,7 +397,7 @@ export class Dispatcher {
     call.on('cancelled', cleanup);
     call.on('error', cleanup);
     // Subscribe and read in the same tick: no change can fall between the set and the increments.
-    store.on('change', onChange);
+    this.route(nodeId, onChange);
     store.on('restore', onRestore);
     sendComplete();
   };

@@ -199,6 +199,9 @@ export class MemoryStore extends EventEmitter implements ReadView {
     return this.commit({ actions: [], extension: data, extensionKind: kind });
   }
 
+  /** Transactions proposed by this replica, by how they ended (for /metrics). */
+  readonly proposals = { committed: 0, refused: 0, failed: 0 };
+
   private async commit(partial: Omit<StoreTransaction, 'requestId' | 'proposedAt'>): Promise<unknown> {
     if (!this.proposer) throw new Error('this manager cannot write: it is not the leader');
     const requestId = randomUUID();
@@ -208,11 +211,16 @@ export class MemoryStore extends EventEmitter implements ReadView {
       await this.proposer.propose(StoreTransaction.encode(txn));
     } catch (e) {
       this.waiters.delete(requestId);
+      this.proposals.failed++;
       throw e;
     }
     // propose() resolves after the local apply, which settled the waiter.
     const o = await outcome;
-    if (o.error) throw o.error;
+    if (o.error) {
+      this.proposals.refused++; // committed, but refused at apply (a stale version, say)
+      throw o.error;
+    }
+    this.proposals.committed++;
     return o.result;
   }
 

@@ -46,6 +46,8 @@ test('5 hosts, 3 managers: the cluster survives its leader being killed, twice',
   const addr = lab.host(leader).address;
   const r = await lab.exec(leader, ['node', '-e', `fetch('http://${addr}:9323/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
   assert.match(r.stdout, /^shoal_nodes\{state="ready"\} 5$/m);
+  assert.match(r.stdout, /^shoal_rpc_duration_seconds_count\{method="Control\/listNodes",code="0"\} [1-9]\d*$/m, 'node ls calls are timed');
+  assert.match(r.stdout, /^shoal_raft_proposals_total\{result="committed"\} [1-9]\d*$/m, 'the leader proposed and committed transactions');
   const term = Number(/^shoal_raft_term (\d+)$/m.exec(r.stdout)?.[1]);
   assert.ok(term >= 3, `two leader changes raise the term past 2 (got ${term})`);
 });
