@@ -36,8 +36,8 @@ export function cli(lab: Lab, host: string, args: string[]): { status: number | 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Starts the host's shoald (keeping its data), and waits until its API answers. */
-export async function startDaemon(lab: Lab, host: string): Promise<number> {
+/** Starts the host's shoald (keeping its data), and waits until its API answers. `extra`: more shoald flags. */
+export async function startDaemon(lab: Lab, host: string, extra: readonly string[] = []): Promise<number> {
   const running = daemonPid(lab, host);
   if (running) return running;
   const h = lab.host(host);
@@ -45,7 +45,7 @@ export async function startDaemon(lab: Lab, host: string): Promise<number> {
   const registry = lab.layout().registry ? ['--insecure-registry', registryHost(lab.layout())] : [];
   // Names that are the lab's, so `lab down` finds every namespace and cgroup the agents made.
   const own = ['--netns-prefix', agentNetnsPrefix(lab.name, host), '--cgroup-parent', labCgroupParent(lab.name, host)];
-  const argv = [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`, ...registry, ...own];
+  const argv = [`${repo}bin/shoald`, '--data-root', `${h.dataDir}/data`, '-H', `unix://${h.socket}`, '--metrics-addr', `${h.address}:9323`, ...registry, ...own, ...extra];
   const child = lab.spawn(host, argv, { stdio: ['ignore', log, log] });
   closeSync(log);
   child.unref();
@@ -72,20 +72,34 @@ function must(r: { status: number | null; stdout: string; stderr: string }, what
   return r.stdout;
 }
 
+export interface FormOptions {
+  /** Form the cluster of the first N hosts only (the others can join later: joinCluster). Default all. */
+  hosts?: number;
+  /** More flags for the founder's shoald (h1), e.g. `--kv redis://…`. */
+  founderFlags?: string[];
+}
+
 /** Starts every host's daemon and forms the cluster: h1..hM managers, the rest workers. */
-export async function formCluster(lab: Lab, managers: number, log: (line: string) => void): Promise<void> {
-  const hosts = lab.layout().hosts;
+export async function formCluster(lab: Lab, managers: number, log: (line: string) => void, opts: FormOptions = {}): Promise<void> {
+  const hosts = lab.layout().hosts.slice(0, opts.hosts ?? Infinity);
   if (managers < 1 || managers > hosts.length) throw new UserError(`--managers must be between 1 and the number of hosts (${hosts.length}), not ${managers}`);
-  await Promise.all(hosts.map((h) => startDaemon(lab, h.name)));
   const first = hosts[0]!;
+  await Promise.all(hosts.map((h) => startDaemon(lab, h.name, h === first ? (opts.founderFlags ?? []) : [])));
   must(cli(lab, first.name, ['swarm', 'init', '--advertise-addr', first.address]), `swarm init on ${first.name}`);
   log(`${first.name}: swarm initialized`);
-  const token = (role: string) => must(cli(lab, first.name, ['swarm', 'join-token', '-q', role]), 'swarm join-token').trim();
-  const tokens = { manager: token('manager'), worker: token('worker') };
   for (const [i, h] of hosts.entries()) {
     if (i === 0) continue;
     const role = i < managers ? 'manager' : 'worker';
-    must(cli(lab, h.name, ['swarm', 'join', '--token', tokens[role], '--advertise-addr', h.address, first.address]), `swarm join on ${h.name}`);
+    await joinCluster(lab, h.name, role);
     log(`${h.name}: joined as a ${role}`);
   }
+}
+
+/** Starts `host`'s daemon (if it is not running) and joins it, as `role`, to the cluster h1 founded. */
+export async function joinCluster(lab: Lab, host: string, role: 'manager' | 'worker'): Promise<void> {
+  const first = lab.layout().hosts[0]!;
+  const h = lab.host(host);
+  await startDaemon(lab, host);
+  const token = must(cli(lab, first.name, ['swarm', 'join-token', '-q', role]), 'swarm join-token').trim();
+  must(cli(lab, host, ['swarm', 'join', '--token', token, '--advertise-addr', h.address, first.address]), `swarm join on ${host}`);
 }

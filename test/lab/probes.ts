@@ -8,6 +8,7 @@ import { cli } from '../../deploy/labkit/cluster.js';
 import { agentNetnsPrefix } from '../../deploy/labkit/layout.js';
 import type { ExecResult, Lab } from '../../deploy/labkit/lab.js';
 import { repo } from './labkit/helpers.js';
+import { waitFor } from '../support/wait.js';
 
 /** The image every lab service runs: busybox in the lab registry. */
 export const labImage = (lab: Lab): string => `${lab.layout().registry!.address}:5000/shoal/busybox:latest`;
@@ -38,10 +39,10 @@ export interface TaskRow {
 
 const SEP = '\u001f';
 
-/** Every task of `service` (history included), from `service ps --no-trunc` on h1. */
-export function tasks(lab: Lab, service: string): TaskRow[] {
+/** Every task of the services (history included), from one `service ps --no-trunc` on h1. */
+export function tasks(lab: Lab, ...services: string[]): TaskRow[] {
   const format = ['{{.ID}}', '{{.Name}}', '{{.Node}}', '{{.DesiredState}}', '{{.CurrentState}}', '{{.Error}}'].join(SEP);
-  const out = shoal(lab, 'h1', ['service', 'ps', service, '--no-trunc', '--format', format]);
+  const out = shoal(lab, 'h1', ['service', 'ps', ...services, '--no-trunc', '--format', format]);
   return out
     .split('\n')
     .filter((l) => l.trim() !== '')
@@ -56,6 +57,17 @@ export const isRunning = (t: TaskRow): boolean => t.desired === 'Running' && t.c
 /** Tasks meant to run and running. */
 export function running(lab: Lab, service: string): TaskRow[] {
   return tasks(lab, service).filter(isRunning);
+}
+
+/** Waits until each of the services runs a task; returns the first running task of each. */
+export async function waitForTasks(lab: Lab, services: string[], timeoutMs = 60_000): Promise<Record<string, TaskRow>> {
+  let missing = services;
+  return waitFor(() => `${missing.join(', ')} to run`, () => {
+    const rows = tasks(lab, ...services).filter(isRunning);
+    const first = (s: string) => rows.find((r) => r.name.startsWith(`${s}.`));
+    missing = services.filter((s) => !first(s));
+    return missing.length === 0 ? Object.fromEntries(services.map((s) => [s, first(s)!])) : null;
+  }, { timeoutMs });
 }
 
 /** The service's running tasks; null while any of its tasks told to stop (scaled away, moved) still runs. */
@@ -103,6 +115,30 @@ export async function taskAddress(lab: Lab, task: TaskRow, iface = 'eth0'): Prom
 export async function pings(lab: Lab, task: TaskRow, target: string): Promise<boolean> {
   const r = await execInTask(lab, task, ['ping', '-c1', '-W1', target]);
   return r.code === 0;
+}
+
+/**
+ * Waits until `task` pings `target`; when it never does, the failure says what the task saw: the
+ * name's answer, its VIP table, its neighbours and routes.
+ */
+export async function waitForPing(lab: Lab, task: TaskRow, target: string, timeoutMs = 10_000): Promise<void> {
+  try {
+    await waitFor(`${task.name} on ${task.node} to ping ${target}`, () => pings(lab, task, target), { timeoutMs });
+  } catch (e) {
+    const seen: string[] = [];
+    const show = (argv: string[], r: { code: number | null; stdout: string; stderr: string }) => seen.push(`$ ${argv.join(' ')} (exit ${r.code})\n${r.stdout}${r.stderr}`);
+    const failed = (err: Error) => ({ code: -1, stdout: '', stderr: err.message });
+    for (const argv of [['nslookup', target], ['ip', 'neigh'], ['ip', 'route']]) show(argv, await execInTask(lab, task, argv).catch(failed));
+    // The image has no nft: the task's VIP table is read from its host, in the task's namespace.
+    const nft = ['nsenter', `--net=/run/netns/${agentNetnsPrefix(lab.name, task.node)}${containerIdFor(task.id).slice(0, 12)}`, 'nft', 'list', 'table', 'ip', 'shoal-lb'];
+    show(nft, await lab.exec(task.node, nft).catch(failed));
+    const service = task.name.slice(0, task.name.lastIndexOf('.'));
+    for (const args of [['service', 'ps', service, '--no-trunc'], ['node', 'ls']]) {
+      const r = cli(lab, 'h1', args);
+      show(['shoal', ...args], { code: r.status, stdout: r.stdout, stderr: r.stderr });
+    }
+    throw new Error(`${(e as Error).message}\n${seen.join('\n')}`);
+  }
 }
 
 /** The network namespaces `host`'s shoald made (its agent's prefix), by name. */
