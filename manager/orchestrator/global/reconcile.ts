@@ -17,6 +17,12 @@ import type { Updater } from '../update/updater.js';
  */
 export function tendNodeTasks(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor, tasks: Task[]): void {
   const constraints = constraintsOf(service);
+  // A node that left the cluster (`node rm`) takes all its tasks with it, the ones already told to
+  // shut down included: no agent will ever report them stopped, so only REMOVE lets the reaper go.
+  if (tasks.length > 0 && !ctx.node(tasks[0]!.nodeId)) {
+    for (const t of tasks) if (t.desiredState !== 'REMOVE') ctx.setDesired(t, 'REMOVE');
+    return;
+  }
   for (const t of tasks.filter(isLive)) {
     const node = ctx.node(t.nodeId);
     if (!node) ctx.setDesired(t, 'REMOVE');

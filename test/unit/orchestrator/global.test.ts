@@ -106,3 +106,21 @@ test('a service whose constraint does not parse runs nowhere', async () => {
   await h.addService('bad', { mode: 'global', constraints: ['node.labels.zone'] });
   assert.deepEqual(h.tasks('bad'), []);
 });
+
+test('a node removed while its global task was told to shut down takes the task with it', async () => {
+  const h = new Harness();
+  await h.start();
+  await h.addNode('n1');
+  await h.addNode('n2');
+  await h.addService('agent', { mode: 'global' });
+  await h.cluster();
+  // The node leaves (its task told to shut down), then dies before reporting it stopped, then is removed.
+  const onN2 = h.live('agent').find((t) => t.nodeId === 'n2')!;
+  await h.setNodeState('n2', 'DOWN');
+  await h.setAvailability('n2', 'DRAIN');
+  assert.equal(h.task(onN2.id).desiredState, 'SHUTDOWN');
+  assert.equal(h.task(onN2.id).status?.state, 'RUNNING', 'nobody reported it stopped');
+  await h.removeNode('n2');
+  await h.settle();
+  assert.ok(!h.tasks('agent').some((t) => t.nodeId === 'n2'), 'no task of the removed node is left');
+});
