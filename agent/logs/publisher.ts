@@ -6,7 +6,7 @@
 // them all — the broker has already told the subscribers that this node's logs are incomplete.
 import * as grpc from '@grpc/grpc-js';
 import { LogBrokerClient, type LogMessage, type SubscriptionMessage } from '../../proto/gen/logs.js';
-import { LEADER_ADDR_METADATA } from '../../proto/metadata.js';
+import { FailoverLoop } from '../session/failover.js';
 import { publish } from './publication.js';
 import type { TaskLogSource } from './source.js';
 
@@ -36,13 +36,15 @@ class Stopped extends Error {
 }
 
 export class LogPublisher {
-  private stopped = false;
-  private loop: Promise<void> | undefined;
+  private readonly failover: FailoverLoop;
   private abort: (() => void) | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(private readonly options: LogPublisherOptions) {
     if (options.managers.length === 0) throw new Error('a log publisher needs at least one manager address');
+    this.failover = new FailoverLoop({
+      ...options,
+      onEnded: (manager, err) => this.log('log subscription stream ended', { manager, error: err instanceof Error ? err.message : String(err) }),
+    });
   }
 
   private log(message: string, fields: Record<string, unknown>): void {
@@ -51,58 +53,12 @@ export class LogPublisher {
 
   /** Starts listening; reconnects until stop(). */
   start(): void {
-    this.loop ??= this.run();
+    this.failover.start((manager, onEstablished) => this.listen(manager, onEstablished));
   }
 
   /** Ends the stream and every publication, and waits for them. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.abort?.();
-    this.wake?.();
-    await this.loop;
-  }
-
-  private async run(): Promise<void> {
-    const base = this.options.backoffMs ?? 100;
-    const max = this.options.maxBackoffMs ?? 5000;
-    const managers = this.options.managers;
-    let delay = base;
-    let next = 0;
-    while (!this.stopped) {
-      const manager = managers[next % managers.length]!;
-      let established = false;
-      try {
-        await this.listen(manager, () => {
-          established = true;
-          delay = base;
-        });
-      } catch (err) {
-        if (this.stopped) break;
-        this.log('log subscription stream ended', { manager, error: err instanceof Error ? err.message : String(err) });
-        const leader = (err as Partial<grpc.ServiceError>).metadata?.get(LEADER_ADDR_METADATA)[0];
-        if (typeof leader === 'string' && leader) {
-          if (!managers.includes(leader)) managers.push(leader);
-          next = managers.indexOf(leader);
-          await this.sleep(base);
-          continue;
-        }
-      }
-      if (this.stopped) break;
-      if (!established) next++;
-      await this.sleep(delay);
-      delay = Math.min(delay * 2, max);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+    await this.failover.stop(() => this.abort?.());
   }
 
   /** One connection: settles (always with an error) when its stream ends or stop() is called. */
@@ -117,7 +73,7 @@ export class LogPublisher {
           stream.cancel();
           reject(new Stopped());
         };
-        if (this.stopped) return this.abort();
+        if (this.failover.stopped) return this.abort();
         // The broker sends its headers as soon as it has taken the stream.
         stream.on('metadata', onEstablished);
         stream.on('data', (m: SubscriptionMessage) => {

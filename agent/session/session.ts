@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { DispatcherClient, type AssignmentsMessage, type SessionMessage, type TaskStatusUpdate } from '../../proto/gen/dispatcher.js';
 import type { NodeDescription } from '../../proto/gen/objects.js';
-import { LEADER_ADDR_METADATA } from '../../proto/metadata.js';
+import { FailoverLoop } from './failover.js';
 
 /** What the session drives: agent/worker's Worker fits. */
 export interface AssignmentsConsumer {
@@ -47,15 +47,17 @@ class Stopped extends Error {
 }
 
 export class AgentSession {
-  private stopped = false;
-  private loop: Promise<void> | undefined;
+  private readonly failover: FailoverLoop;
   private abort: (() => void) | undefined;
-  private wake: (() => void) | undefined;
   private sessionId = '';
   private readonly callTimeoutMs: number;
 
   constructor(private readonly options: AgentSessionOptions) {
     if (options.managers.length === 0) throw new Error('an agent session needs at least one manager address');
+    this.failover = new FailoverLoop({
+      ...options,
+      onEnded: (manager, err) => this.log('session with manager ended', { manager, error: err instanceof Error ? err.message : String(err) }),
+    });
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
   }
 
@@ -65,60 +67,12 @@ export class AgentSession {
 
   /** Starts connecting; sessions are kept up until stop(). */
   start(): void {
-    if (this.loop) return;
-    this.loop = this.run();
+    this.failover.start((manager, onEstablished) => this.runSession(manager, onEstablished));
   }
 
   /** Ends the session (no more heartbeats) and waits for everything to be closed. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.abort?.();
-    this.wake?.();
-    await this.loop;
-  }
-
-  private async run(): Promise<void> {
-    const base = this.options.backoffMs ?? 100;
-    const max = this.options.maxBackoffMs ?? 5000;
-    let delay = base;
-    let next = 0;
-    while (!this.stopped) {
-      const manager = this.options.managers[next % this.options.managers.length]!;
-      let established = false;
-      try {
-        await this.runSession(manager, () => {
-          established = true;
-          delay = base;
-        });
-      } catch (err) {
-        if (this.stopped) break;
-        this.log('session with manager ended', { manager, error: err instanceof Error ? err.message : String(err) });
-        // A follower names the leader: go there next, even if no session message listed it yet.
-        const leader = (err as Partial<grpc.ServiceError>).metadata?.get(LEADER_ADDR_METADATA)[0];
-        if (typeof leader === 'string' && leader) {
-          if (!this.options.managers.includes(leader)) this.options.managers.push(leader);
-          next = this.options.managers.indexOf(leader);
-          await this.sleep(base);
-          continue;
-        }
-      }
-      if (this.stopped) break;
-      // A session that was up ends with a retry of the same manager first; a failed connect moves on.
-      if (!established) next++;
-      await this.sleep(delay);
-      delay = Math.min(delay * 2, max);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+    await this.failover.stop(() => this.abort?.());
   }
 
   /** One session: settles (always with an error) when anything about it fails or stop() is called. */
@@ -136,7 +90,7 @@ export class AgentSession {
           reject(err instanceof Error ? err : new Error(String(err)));
         };
         this.abort = () => fail(new Stopped());
-        if (this.stopped) return fail(new Stopped());
+        if (this.failover.stopped) return fail(new Stopped());
 
         const session = client.session({ description: this.options.description, sessionId: this.sessionId });
         streams.push(session);
