@@ -68,6 +68,8 @@ export function newRaftId(): number {
 }
 
 const toProtoRole = (r: NodeRole) => (r === 'manager' ? ('MANAGER' as const) : ('WORKER' as const));
+/** How long a manager must stay silent to Raft before `node ls` calls it Unreachable. */
+const UNREACHABLE_AFTER_MS = 3000;
 
 export class Manager {
   readonly store = new MemoryStore();
@@ -84,6 +86,8 @@ export class Manager {
   private logBroker!: LogBroker;
   logs!: LogsFrontend;
   private reachabilityTimer: NodeJS.Timeout | null = null;
+  /** Raft id → when the leader first saw that member inactive (cleared when it answers again). */
+  private readonly inactiveSince = new Map<number, number>();
   /** Leader with everything before its term applied: may write (the KV service's test). */
   private leading = false;
   /**
@@ -284,23 +288,32 @@ export class Manager {
     this.reachabilityTimer = null;
   }
 
-  /** The leader records which managers answer Raft, so `node ls` anywhere shows Unreachable ones. */
+  /**
+   * The leader records which managers answer Raft, so `node ls` anywhere shows Unreachable ones.
+   * Raft's recent-activity flag is reset every election timeout, so one slow heartbeat round (a
+   * loaded machine, a member that has just joined and is still starting) clears it; a member is
+   * called Unreachable only after it has stayed inactive for UNREACHABLE_AFTER_MS.
+   */
   private async updateReachability(): Promise<void> {
     const active = this.raft.activePeers();
     if (active.size === 0) return;
+    const now = Date.now();
+    for (const id of this.inactiveSince.keys()) if (active.get(id) !== false) this.inactiveSince.delete(id);
+    for (const [id, ok] of active) if (!ok && !this.inactiveSince.has(id)) this.inactiveSince.set(id, now);
+    const want = (raftId: number) => {
+      const since = this.inactiveSince.get(raftId);
+      return since !== undefined && now - since >= UNREACHABLE_AFTER_MS ? 'UNREACHABLE' : 'REACHABLE';
+    };
     const changed = this.store.all('nodes').filter((n) => {
       const raftId = n.managerStatus?.raftId;
-      if (!raftId || !active.has(raftId)) return false;
-      const want = active.get(raftId) ? 'REACHABLE' : 'UNREACHABLE';
-      return n.managerStatus!.reachability !== want;
+      return !!raftId && active.has(raftId) && n.managerStatus!.reachability !== want(raftId);
     });
     if (changed.length === 0) return;
     await this.store.update((tx) => {
       for (const n of changed) {
         const cur = tx.get('nodes', n.id);
         if (!cur?.managerStatus) continue;
-        const want = active.get(cur.managerStatus.raftId) ? 'REACHABLE' : 'UNREACHABLE';
-        tx.update('nodes', { ...cur, managerStatus: { ...cur.managerStatus, reachability: want } });
+        tx.update('nodes', { ...cur, managerStatus: { ...cur.managerStatus, reachability: want(cur.managerStatus.raftId) } });
       }
     });
   }
