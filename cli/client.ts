@@ -39,6 +39,10 @@ interface Api {
   getNetwork: [C.GetNetworkRequest, C.GetNetworkResponse];
   listNetworks: [C.ListNetworksRequest, C.ListNetworksResponse];
   removeNetwork: [C.RemoveNetworkRequest, C.RemoveNetworkResponse];
+  createConfig: [C.CreateConfigRequest, C.CreateConfigResponse];
+  getConfig: [C.GetConfigRequest, C.GetConfigResponse];
+  listConfigs: [C.ListConfigsRequest, C.ListConfigsResponse];
+  removeConfig: [C.RemoveConfigRequest, C.RemoveConfigResponse];
 }
 
 /** One unary Control call as a promise, on a fresh connection; gRPC errors become one-line user errors. */

@@ -3,6 +3,7 @@
 import { helpText, type Command } from '../util/command.js';
 import { version } from '../util/version.js';
 import { swarmCommand } from './commands/swarm.js';
+import { configCommand } from './commands/config.js';
 import { nodeCommand } from './commands/node.js';
 import { infoCommand } from './commands/info.js';
 import { serviceCommand } from './commands/service.js';
@@ -20,6 +21,7 @@ export const root: Command = {
     { name: 'version', short: 'v', kind: 'bool', description: 'Print version information and quit' },
   ],
   subcommands: [
+    configCommand,
     execCommand,
     imageCommand,
     infoCommand,

@@ -3,7 +3,7 @@
 // flag and the bad value in its error, and nothing here talks to a daemon.
 import type { FlagSpec, FlagValues } from '../util/flags.js';
 import { UserError } from '../util/command.js';
-import type { LogConfig, Mount, Mount_Type, NetworkAttachmentConfig, PlacementPreference, PortConfig, PortConfig_Protocol } from '../proto/gen/objects.js';
+import type { ConfigReference, LogConfig, Mount, Mount_Type, NetworkAttachmentConfig, PlacementPreference, PortConfig, PortConfig_Protocol } from '../proto/gen/objects.js';
 import { parseBytes, parseDuration, parseNanoCpus, shellWords, ValueError } from './units.js';
 
 /** `invalid argument "V" for "--flag" flag: why`, Docker's wording for a bad flag value. */
@@ -197,6 +197,7 @@ export const createFlags: FlagSpec[] = [
   list('publish', 'Publish a port as a node port', 'p'),
   list('network', 'Network attachments'),
   list('mount', 'Attach a filesystem mount to the service'),
+  list('config', 'Specify configurations to expose to the service'),
   ...sharedFlags(false),
 ];
 
@@ -219,6 +220,8 @@ export const updateFlags: FlagSpec[] = [
   list('network-rm', 'Remove a network'),
   list('mount-add', 'Add or update a mount on a service'),
   list('mount-rm', 'Remove a mount by its target path'),
+  list('config-add', 'Add or update a config file on a service'),
+  list('config-rm', 'Remove a configuration file'),
   bool('force', 'Force update even if no changes require it'),
   bool('rollback', 'Rollback to previous specification'),
   ...sharedFlags(true),
@@ -468,4 +471,45 @@ export function parseLogOpts(flag: string, values: readonly string[]): LogConfig
     } else throw invalidFlag(flag, v, `unknown log opt '${key}': expected max-size or max-file`);
   }
   return log;
+}
+
+/** Go's strconv.ParseUint(s, 0, 32), which Docker uses for a config's mode: 0444 and 0o444 are octal, 292 decimal. */
+function parseFileMode(flag: string, whole: string, text: string): number {
+  const t = text.trim();
+  const m = /^0[oO]?([0-7]+)$/.exec(t);
+  const n = m ? parseInt(m[1]!, 8) : /^0[xX][0-9a-fA-F]+$/.test(t) ? parseInt(t.slice(2), 16) : /^(0|[1-9]\d*)$/.test(t) ? Number(t) : NaN;
+  if (!Number.isSafeInteger(n)) throw invalidFlag(flag, whole, `invalid mode "${text}": expected an octal mode like 0444`);
+  if (n > 0o777) throw invalidFlag(flag, whole, `invalid mode "${text}": at most 0777`);
+  return n;
+}
+
+/**
+ * `--config NAME` (mounted at /NAME) or `--config source=NAME,target=/path,uid=0,gid=0,mode=0444`
+ * (Docker's ConfigOpt). A relative target is placed under `/`. The name is resolved by the manager.
+ */
+export function parseConfigReference(flag: string, v: string): ConfigReference {
+  const ref: ConfigReference = { configId: '', configName: '', file: { name: '', uid: '0', gid: '0', mode: 0o444 }, data: new Uint8Array(0) };
+  const file = ref.file!;
+  if (!v.includes('=')) {
+    if (!v.trim()) throw invalidFlag(flag, v, 'source is required');
+    ref.configName = v.trim();
+  } else {
+    for (const field of v.split(',')) {
+      const eq = field.indexOf('=');
+      if (eq < 0) throw invalidFlag(flag, v, `invalid field '${field}' must be a key=value pair`);
+      const key = field.slice(0, eq).trim().toLowerCase();
+      const value = field.slice(eq + 1);
+      if (key === 'source' || key === 'src') ref.configName = value;
+      else if (key === 'target') file.name = value;
+      else if (key === 'uid' || key === 'gid') {
+        if (!/^\d+$/.test(value)) throw invalidFlag(flag, v, `invalid ${key} "${value}": expected a number`);
+        file[key] = value;
+      } else if (key === 'mode') file.mode = parseFileMode(flag, v, value);
+      else throw invalidFlag(flag, v, `invalid field in config request: ${key} (expected source, target, uid, gid or mode)`);
+    }
+    if (!ref.configName) throw invalidFlag(flag, v, 'source is required');
+  }
+  const target = file.name || ref.configName;
+  file.name = target.startsWith('/') ? target : `/${target}`;
+  return ref;
 }

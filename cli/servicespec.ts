@@ -6,6 +6,7 @@
 // those same defaults first (restart delay 5s, update parallelism 1, monitor 5s...).
 import {
   ServiceSpec,
+  type ConfigReference,
   type ContainerSpec,
   type HealthConfig,
   type Mount,
@@ -29,6 +30,7 @@ import {
   invalidFlag,
   mergeEnv,
   normalizeCapability,
+  parseConfigReference,
   parseConstraint,
   parseEnvFile,
   parseKeyValues,
@@ -81,6 +83,7 @@ const emptyContainer = (image: string): ContainerSpec => ({
   hosts: [],
   log: null,
   tty: false,
+  configs: [],
 });
 
 const emptyResources = (): Resources => ({ nanoCpus: 0, memoryBytes: 0, generic: [], pids: 0 });
@@ -219,6 +222,7 @@ export function serviceSpecFromFlags(flags: FlagValues, args: readonly string[],
   };
   applyContainerScalars(f, container);
   checkDuplicateMounts(container.mounts);
+  container.configs = updateConfigs([], f.list('config').map((c) => parseConfigReference('config', c)), [], 'config');
 
   const task: TaskSpec = { container, resources: null, restart: null, placement: null, networks: [], forceUpdate: 0 };
   applyResources(f, task);
@@ -323,6 +327,7 @@ export function applyServiceUpdate(current: ServiceSpec, flags: FlagValues, ctx:
   const removed = new Set(f.list('env-rm').map(envKey));
   c.env = mergeEnv(c.env, added).filter((e) => !removed.has(envKey(e)));
   c.mounts = updateMounts(c.mounts, f);
+  c.configs = updateConfigs(c.configs, f.list('config-add').map((x) => parseConfigReference('config-add', x)), f.list('config-rm'), 'config-add');
   const capAdd = f.list('cap-add').map((x) => normalizeCapability('cap-add', x));
   const capDrop = f.list('cap-drop').map((x) => normalizeCapability('cap-drop', x));
   if (capAdd.length || capDrop.length) {
@@ -364,6 +369,25 @@ function updateMounts(mounts: Mount[], f: FlagReader): Mount[] {
   const byTarget = new Map<string, Mount>(mounts.map((m) => [m.target, m]));
   for (const m of adds) byTarget.set(m.target, m);
   return [...byTarget.values()].filter((m) => !rm.has(m.target)).sort((a, b) => (a.source === b.source ? cmp(a.target, b.target) : cmp(a.source, b.source)));
+}
+
+/**
+ * --config-rm removes the references to a config (by name or id); --config-add adds one, replacing
+ * one at the same target. Two of the added at one target are refused, naming the target.
+ */
+function updateConfigs(refs: readonly ConfigReference[], adds: readonly ConfigReference[], rm: readonly string[], flag: string): ConfigReference[] {
+  const gone = new Set(rm);
+  const out = refs.filter((r) => !gone.has(r.configName) && !gone.has(r.configId));
+  const added = new Set<string>();
+  for (const a of adds) {
+    const target = a.file?.name ?? '';
+    if (added.has(target)) throw invalidFlag(flag, a.configName, `duplicate config target ${target}`);
+    added.add(target);
+    const i = out.findIndex((r) => r.file?.name === target);
+    if (i >= 0) out[i] = a;
+    else out.push(a);
+  }
+  return out;
 }
 
 function cmp(a: string, b: string): number {

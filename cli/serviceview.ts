@@ -233,6 +233,10 @@ export function prettyService(s: Service, networkNames: Record<string, string>, 
     L.push('Mounts:');
     for (const m of c.mounts) L.push(` Target:\t${m.target}`, `  Source:\t${m.source}`, `  ReadOnly:\t${m.readOnly}`, `  Type:\t\t${m.type.toLowerCase()}`);
   }
+  if (c?.configs.length) {
+    L.push('Configs:');
+    for (const r of c.configs) L.push(` Target:\t${r.file?.name ?? ''}`, `  Source:\t${r.configName}`);
+  }
   if (c?.log && (c.log.maxSize || c.log.maxFile)) {
     L.push('Log Driver:', ' LogOpts:');
     if (c.log.maxFile) L.push(`  max-file:       ${c.log.maxFile}`);

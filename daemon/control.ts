@@ -15,15 +15,19 @@ import type { Manager } from '../manager/manager.js';
 import {
   ControlError,
   asControlError,
+  createConfig,
   createNetwork,
   createService,
+  getConfig,
   getNetwork,
   getNode,
   getService,
+  listConfigs,
   listNetworks,
   listNodes,
   listServices,
   listTasks,
+  removeConfig,
   removeNetwork,
   removeNode,
   removeService,
@@ -58,7 +62,7 @@ function reply<T>(cb: Callback<T>, work: () => Promise<T> | T): void {
 }
 
 /** The Control API's writes: every one of them goes through leaderWrite. */
-type WriteMethod = 'getJoinToken' | 'updateNode' | 'removeNode' | 'createService' | 'updateService' | 'removeService' | 'createNetwork' | 'removeNetwork';
+type WriteMethod = 'getJoinToken' | 'updateNode' | 'removeNode' | 'createService' | 'updateService' | 'removeService' | 'createNetwork' | 'removeNetwork' | 'createConfig' | 'removeConfig';
 type RequestOf<K extends WriteMethod> = ControlHandlers[K] extends grpc.handleUnaryCall<infer Q, infer _R> ? Q : never;
 type ResponseOf<K extends WriteMethod> = ControlHandlers[K] extends grpc.handleUnaryCall<infer _Q, infer R> ? R : never;
 
@@ -202,6 +206,17 @@ export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: Contro
       reply(cb, () =>
         leaderWrite('removeNetwork', call.request, async (ctx) => {
           await removeNetwork(ctx, call.request.network);
+          return {};
+        }),
+      ),
+
+    createConfig: (call, cb) => reply(cb, () => leaderWrite('createConfig', call.request, async (ctx) => ({ config: await createConfig(ctx, call.request) }))),
+    getConfig: (call, cb) => reply(cb, () => ({ config: getConfig(read(), call.request.config) })),
+    listConfigs: (call, cb) => reply(cb, () => ({ configs: listConfigs(read(), call.request) })),
+    removeConfig: (call, cb) =>
+      reply(cb, () =>
+        leaderWrite('removeConfig', call.request, async (ctx) => {
+          await removeConfig(ctx, call.request.config);
           return {};
         }),
       ),

@@ -53,7 +53,7 @@ const deployCommand: Command = {
     if (!paths.length) throw new UserError('please specify a Compose file (with --compose-file)');
     const model = loadCompose(readComposeFiles(paths), process.env);
     const first = paths[0] === '-' ? process.cwd() : dirname(resolve(paths[0]!));
-    const stackModel = convertStack(stack, model, { env: process.env, readFile: (p) => readFileSync(p, 'utf8'), workingDir: first });
+    const stackModel = convertStack(stack, model, { env: process.env, readFile: (p) => readFileSync(p, 'utf8'), readBinary: (p) => readFileSync(p), workingDir: first });
     let healthTimeoutMs = 5 * 60_000;
     if (flags['health-timeout'] !== undefined) {
       try {

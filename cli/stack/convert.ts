@@ -1,13 +1,15 @@
 // The merged compose model as shoal objects, as Docker's CLI converts it (cli/compose/convert):
-// every resource named STACK_NAME and labelled com.docker.stack.namespace=STACK, services without
+// every resource (networks, configs) named STACK_NAME and labelled com.docker.stack.namespace=STACK, services without
 // networks on STACK_default (overlay), the service's own name an alias on each of its networks,
 // `deploy:` onto the service's mode, placement, resources, restart and update policies. Value
 // syntaxes (ports, durations, sizes, constraints) go through the same parsers as `service create`.
 // A key shoal does not support is named in a warning, never silently dropped. Pure: files
-// (env_file) come in through `readFile`.
+// (env_file, configs' files) come in through `readFile` / `readBinary`.
 import { isAbsolute, resolve } from 'node:path';
 import {
   ServiceSpec,
+  type ConfigReference,
+  type ConfigSpec,
   type ContainerSpec,
   type HealthConfig,
   type Mount,
@@ -46,6 +48,16 @@ export interface Dependency {
   healthy: boolean;
 }
 
+export interface StackConfig {
+  /** The key under `configs:`. */
+  key: string;
+  /** The config's name in the cluster: STACK_KEY, or the `name:` given, or the external name. */
+  name: string;
+  /** External configs must exist already; nothing is created for them. */
+  external: boolean;
+  spec: ConfigSpec | null;
+}
+
 export interface StackService {
   /** The key under `services:`. */
   key: string;
@@ -60,6 +72,8 @@ export interface StackModel {
   namespace: string;
   /** Only the networks some service uses, as Docker creates only those. */
   networks: StackNetwork[];
+  /** Only the configs some service uses, as Docker creates only those. */
+  configs: StackConfig[];
   /** In dependency order: every service after the services it depends on. */
   services: StackService[];
   warnings: string[];
@@ -69,6 +83,8 @@ export interface ConvertOptions {
   env: Env;
   /** Reads an env_file (paths are resolved against workingDir first). */
   readFile: (path: string) => string;
+  /** Reads a config's `file:` as bytes (default: readFile's text as UTF-8). */
+  readBinary?: (path: string) => Uint8Array;
   /** The first compose file's directory: relative env_file and bind paths start there. */
   workingDir: string;
 }
@@ -77,6 +93,7 @@ export interface ConvertOptions {
 const SERVICE_KEYS = new Set([
   'image', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'networks', 'volumes', 'healthcheck', 'hostname', 'user', 'working_dir',
   'stop_grace_period', 'stop_signal', 'labels', 'deploy', 'depends_on', 'cap_add', 'cap_drop', 'read_only', 'tty', 'extra_hosts', 'logging',
+  'configs',
 ]);
 const DEPLOY_KEYS = new Set(['mode', 'replicas', 'placement', 'resources', 'restart_policy', 'update_config', 'rollback_config', 'endpoint_mode', 'labels']);
 const NETWORK_KEYS = new Set(['driver', 'driver_opts', 'ipam', 'attachable', 'external', 'name', 'labels', 'internal', 'enable_ipv6']);
@@ -174,14 +191,16 @@ const extraKeys = (o: Obj, known: ReadonlySet<string>): string[] => Object.keys(
 export function convertStack(stack: string, model: Obj, opts: ConvertOptions): StackModel {
   checkStackName(stack);
   const ctx = new Ctx(stack, opts);
-  ctx.unsupported('the stack', Object.keys(model).filter((k) => !['version', 'name', 'services', 'networks', 'volumes'].includes(k) && !k.startsWith('x-')));
+  ctx.unsupported('the stack', Object.keys(model).filter((k) => !['version', 'name', 'services', 'networks', 'volumes', 'configs'].includes(k) && !k.startsWith('x-')));
   const services = obj(model.services, 'services');
   if (!Object.keys(services).length) throw new UserError('no services to deploy: the compose file has no services');
   const networkDefs = obj(model.networks, 'networks');
   const volumeDefs = obj(model.volumes, 'volumes');
   convertVolumeDefs(ctx, volumeDefs);
+  const configDefs = obj(model.configs, 'configs');
 
   const used = new Set<string>();
+  const usedConfigs = new Set<string>();
   const converted: StackService[] = [];
   for (const [key, raw] of Object.entries(services)) {
     const svc = obj(raw, `services.${key}`);
@@ -191,10 +210,91 @@ export function convertStack(stack: string, model: Obj, opts: ConvertOptions): S
     for (const n of nets) used.add(n.key);
     const spec = convertService(ctx, key, svc, volumeDefs);
     spec.task!.networks = nets.map((n) => n.attachment);
+    const refs = serviceConfigs(ctx, key, svc, configDefs);
+    for (const r of refs) usedConfigs.add(r.key);
+    spec.task!.container!.configs = refs.map((r) => r.ref);
     converted.push({ key, name, spec: normalizeSpec(spec), dependsOn: dependencies(ctx, key, svc, services) });
   }
   const networks = [...used].sort().map((k) => convertNetwork(ctx, k, networkDefs[k]));
-  return { namespace: stack, networks, services: deployOrder(converted), warnings: ctx.warnings };
+  const configs = [...usedConfigs].sort().map((k) => convertConfig(ctx, k, configDefs[k]));
+  return { namespace: stack, networks, configs, services: deployOrder(converted), warnings: ctx.warnings };
+}
+
+/** A mode as Compose reads it: a number as written (YAML's 0440 is octal), a string in octal ("0440", "440"). */
+function fileMode(v: unknown, where: string): number {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0) throw new UserError(`${where}: expected a file mode like 0440, got ${v}`);
+    return v;
+  }
+  const m = /^(?:0o?)?([0-7]+)$/i.exec(str(v, where).trim());
+  if (!m) throw new UserError(`${where}: expected an octal file mode like 0440, got ${JSON.stringify(v)}`);
+  return parseInt(m[1]!, 8);
+}
+
+/** A config's name in the cluster: STACK_KEY, its `name:`, or the external name. */
+function configName(ctx: Ctx, key: string, raw: unknown): string {
+  const c = obj(raw, `configs.${key}`);
+  const ext = c.external;
+  if (isObj(ext) && ext.name !== undefined) return str(ext.name, `configs.${key}.external.name`);
+  if (c.name !== undefined) return str(c.name, `configs.${key}.name`);
+  if (ext !== undefined && !isObj(ext) && bool(ext, `configs.${key}.external`)) return key;
+  return ctx.scoped(key);
+}
+
+/** A top-level config: `file:` (read now, relative to the first file's directory) or `content:`, or `external`. */
+function convertConfig(ctx: Ctx, key: string, raw: unknown): StackConfig {
+  const where = `configs.${key}`;
+  const c = obj(raw, where);
+  ctx.unsupported(`config ${key}`, extraKeys(c, new Set(['file', 'content', 'external', 'name', 'labels'])));
+  const name = configName(ctx, key, raw);
+  const ext = c.external;
+  if (isObj(ext) || (ext !== undefined && bool(ext, `${where}.external`))) return { key, name, external: true, spec: null };
+  let data: Uint8Array;
+  if (c.file !== undefined) {
+    const path = str(c.file, `${where}.file`);
+    const full = isAbsolute(path) ? path : resolve(ctx.opts.workingDir, path);
+    try {
+      data = ctx.opts.readBinary ? ctx.opts.readBinary(full) : Buffer.from(ctx.opts.readFile(full), 'utf8');
+    } catch (e) {
+      throw new UserError(`${where}.file: open ${full}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+    }
+  } else if (c.content !== undefined) {
+    data = Buffer.from(str(c.content, `${where}.content`), 'utf8');
+  } else {
+    throw new UserError(`${where}: a config needs a file, content, or external: true`);
+  }
+  const labels = stringMap(c.labels, `${where}.labels`);
+  return { key, name, external: false, spec: { annotations: { name, labels: { ...labels, [NAMESPACE_LABEL]: ctx.stack } }, data } };
+}
+
+/**
+ * A service's `configs:`: short syntax `- KEY` (mounted at /KEY) or the long one
+ * `{source, target, uid, gid, mode}`. The reference names the config by its cluster name; the
+ * deploy fills in its id.
+ */
+function serviceConfigs(ctx: Ctx, key: string, svc: Obj, defs: Obj): { key: string; ref: ConfigReference }[] {
+  const where = `services.${key}.configs`;
+  const v = svc.configs;
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new UserError(`${where}: expected a list`);
+  return v.map((entry, i) => {
+    const w = `${where}[${i}]`;
+    const long = isObj(entry) ? entry : { source: str(entry, w) };
+    ctx.unsupported(`service ${key} config ${i}`, extraKeys(long, new Set(['source', 'target', 'uid', 'gid', 'mode'])));
+    const source = str(long.source, `${w}.source`);
+    if (!(source in defs)) throw new UserError(`service ${key} refers to undefined config ${source}: invalid compose file`);
+    const target = long.target === undefined ? source : str(long.target, `${w}.target`);
+    const id = (k: 'uid' | 'gid') => {
+      if (long[k] === undefined) return '0';
+      const val = str(long[k], `${w}.${k}`);
+      if (!/^\d+$/.test(val)) throw new UserError(`${w}.${k}: expected a number, got ${JSON.stringify(long[k])}`);
+      return val;
+    };
+    const mode = long.mode === undefined ? 0o444 : fileMode(long.mode, `${w}.mode`);
+    if (mode > 0o777) throw new UserError(`${w}.mode: invalid mode ${mode.toString(8)}: at most 0777`);
+    const file = { name: target.startsWith('/') ? target : `/${target}`, uid: id('uid'), gid: id('gid'), mode };
+    return { key: source, ref: { configId: '', configName: configName(ctx, source, defs[source]), file, data: new Uint8Array(0) } };
+  });
 }
 
 function convertVolumeDefs(ctx: Ctx, defs: Obj): void {
@@ -312,6 +412,7 @@ function convertService(ctx: Ctx, key: string, svc: Obj, volumeDefs: Obj): Servi
     hosts: extraHosts(svc.extra_hosts, `${where}.extra_hosts`),
     log: logging(ctx, key, svc.logging),
     tty: svc.tty === undefined ? false : bool(svc.tty, `${where}.tty`),
+    configs: [],
   };
   const task: TaskSpec = { container, resources: null, restart: null, placement: null, networks: [], forceUpdate: 0 };
   const deploy = obj(svc.deploy, `${where}.deploy`);

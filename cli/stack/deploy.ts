@@ -1,15 +1,16 @@
 // The deploy of a converted stack against the Control API, done client-side as Docker's CLI does:
-// networks first (external ones must exist), then services in dependency order — created when
+// networks and configs first (external ones must exist; a config's data cannot change, as
+// Docker's cannot), then services in dependency order — created when
 // new, updated only when their spec differs from the current one (so only those roll), waiting
 // for a `service_healthy` dependency's tasks to run and be healthy before its dependents. `--prune`
 // removes the stack's services no longer in the file. `stack rm` is here too: services, then the
-// networks (retried while the services' tasks still hold them).
-import type { Network, Service, ServiceSpec, Task } from '../../proto/gen/objects.js';
+// networks (retried while the services' tasks still hold them), then the configs.
+import type { Config, Network, Service, ServiceSpec, Task } from '../../proto/gen/objects.js';
 import { UserError } from '../../util/command.js';
 import type { call } from '../client.js';
 import { normalizeSpec } from '../servicespec.js';
 import { formatDuration } from '../units.js';
-import { NAMESPACE_LABEL, type StackModel } from './convert.js';
+import { NAMESPACE_LABEL, type StackConfig, type StackModel } from './convert.js';
 
 type Method = Parameters<typeof call>[1];
 
@@ -42,6 +43,41 @@ export async function stackServices(api: Caller, stack: string): Promise<{ servi
 export async function stackNetworks(api: Caller, stack: string): Promise<Network[]> {
   const res = await api('listNetworks', { filters: stackFilter(stack) });
   return res.networks.filter((n) => inStack(n.spec?.annotations?.labels, stack));
+}
+
+export async function stackConfigs(api: Caller, stack: string): Promise<Config[]> {
+  const res = await api('listConfigs', { filters: stackFilter(stack) });
+  return res.configs.filter((c) => inStack(c.spec?.annotations?.labels, stack));
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+/**
+ * The stack's configs created where missing; returns every config name the services may use → id.
+ * A config that exists with other data is refused: configs are immutable, as in Docker.
+ */
+async function deployConfigs(api: Caller, configs: readonly StackConfig[], out: NodeJS.WritableStream): Promise<Map<string, string>> {
+  const ids = new Map<string, string>();
+  if (!configs.length) return ids;
+  const existing = new Map((await api('listConfigs', { filters: {} })).configs.map((c) => [c.spec?.annotations?.name ?? '', c]));
+  for (const c of configs) {
+    const have = existing.get(c.name);
+    if (c.external) {
+      if (!have) throw new UserError(`config "${c.name}" is declared as external, but could not be found. You need to create it (shoal config create) before the stack is deployed`);
+    } else if (have) {
+      if (!sameBytes(have.spec?.data ?? new Uint8Array(0), c.spec!.data)) {
+        throw new UserError(`config ${c.name} already exists with other data: a config cannot be changed; give the new data a new name (e.g. name: ${c.name}_v2) and deploy again`);
+      }
+    } else {
+      out.write(`Creating config ${c.name}\n`);
+      const res = await api('createConfig', { spec: c.spec! });
+      if (!res.config) throw new UserError(`the manager returned no config for ${c.name}`);
+      ids.set(c.name, res.config.id);
+      continue;
+    }
+    ids.set(c.name, have.id);
+  }
+  return ids;
 }
 
 /** A spec as JSON with sorted keys, server-filled fields left out: equal text, equal spec. */
@@ -84,6 +120,8 @@ export async function deployStack(api: Caller, model: StackModel, o: DeployOptio
     ids.set(n.name, res.network.id);
   }
 
+  const configIds = await deployConfigs(api, model.configs, o.out);
+
   const { services: existing } = await stackServices(api, model.namespace);
   const current = new Map(existing.map((s) => [s.spec?.annotations?.name ?? '', s]));
   const deployed = new Map<string, Service>();
@@ -94,6 +132,8 @@ export async function deployStack(api: Caller, model: StackModel, o: DeployOptio
     }
     const spec = normalizeSpec(s.spec);
     for (const a of spec.task?.networks ?? []) a.target = ids.get(a.target) ?? a.target;
+    // By id, as the manager stores them, so an unchanged service compares equal.
+    for (const r of spec.task?.container?.configs ?? []) r.configId = configIds.get(r.configName) ?? r.configId;
     const cur = current.get(s.name);
     if (cur) {
       if (!specChanged(cur.spec ?? {}, spec)) {
@@ -176,11 +216,12 @@ export interface RemoveOptions {
   now?: () => number;
 }
 
-/** `stack rm`: the stack's services, then its networks. Returns false when the stack had nothing. */
+/** `stack rm`: the stack's services, then its networks and configs. Returns false when the stack had nothing. */
 export async function removeStack(api: Caller, stack: string, o: RemoveOptions): Promise<boolean> {
   const { services } = await stackServices(api, stack);
   const networks = await stackNetworks(api, stack);
-  if (!services.length && !networks.length) return false;
+  const configs = await stackConfigs(api, stack);
+  if (!services.length && !networks.length && !configs.length) return false;
   const errors: string[] = [];
   for (const s of [...services].sort(byName)) {
     o.out.write(`Removing service ${s.spec?.annotations?.name ?? s.id}\n`);
@@ -205,6 +246,14 @@ export async function removeStack(api: Caller, stack: string, o: RemoveOptions):
       }
       await sleep(o.pollMs ?? 500);
     }
+  }
+  // Services are gone from the store at once, so nothing of the stack holds its configs now.
+  for (const c of [...configs].sort(byName)) {
+    const name = c.spec?.annotations?.name ?? c.id;
+    o.out.write(`Removing config ${name}\n`);
+    await api('removeConfig', { config: c.id }).catch((e: Error) => {
+      if (!/not found/i.test(e.message)) errors.push(`failed to remove config ${name}: ${e.message}`);
+    });
   }
   if (errors.length) throw new UserError(errors.join('\n'));
   return true;

@@ -1,9 +1,9 @@
 // Compose files into one model: each file parsed (YAML, `<<` merge keys), its strings
 // interpolated, its list-or-map fields (environment, labels) turned into maps, then the files
 // merged in order as `docker stack deploy -c a.yml -c b.yml` merges them: later files override
-// scalars and maps key by key, `ports` and `volumes` are merged by their target, `command`,
+// scalars and maps key by key, `ports`, `volumes` and a service's `configs` are merged by their target, `command`,
 // `entrypoint` and a healthcheck's `test` are replaced, other lists are appended (duplicates dropped).
-import { parse } from 'yaml';
+import { parse, type ScalarTag } from 'yaml';
 import { UserError } from '../../util/command.js';
 import { interpolateTree, type Env } from './interpolate.js';
 
@@ -17,11 +17,17 @@ export interface ComposeFile {
   text: string;
 }
 
+/**
+ * YAML 1.1's octal integers (`0440`), which Docker's compose loader reads and Compose files use for
+ * file modes (`mode: 0440`); YAML 1.2 alone would read 440.
+ */
+const YAML11_OCTAL: ScalarTag = { identify: () => false, default: true, tag: 'tag:yaml.org,2002:int', format: 'OCT', test: /^0[0-7]+$/, resolve: (s) => parseInt(s, 8) };
+
 /** One file: parsed, checked to be a mapping, interpolated and normalized. */
 export function parseComposeFile(file: ComposeFile, env: Env): Obj {
   let doc: unknown;
   try {
-    doc = parse(file.text, { merge: true });
+    doc = parse(file.text, { merge: true, customTags: (tags) => [YAML11_OCTAL, ...tags] });
   } catch (e) {
     throw new UserError(`${file.name}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -77,6 +83,11 @@ function normalizeService(svc: Obj, where: string): void {
 const MERGE_KEYS: Record<string, (v: unknown) => string> = {
   ports: (p) => (isObj(p) ? `${String(p.published ?? '')}:${String(p.target)}/${String(p.protocol ?? 'tcp')}` : normalizePortKey(String(p))),
   volumes: (v) => (isObj(v) ? String(v.target) : (String(v).split(':')[1] ?? String(v))),
+  // A service's configs by where they are mounted (the short syntax mounts at /SOURCE).
+  configs: (c) => {
+    const target = isObj(c) ? String(c.target ?? c.source) : String(c);
+    return target.startsWith('/') ? target : `/${target}`;
+  },
 };
 
 function normalizePortKey(p: string): string {

@@ -1,4 +1,4 @@
-// The Control API's cluster objects: what `shoal service|network|node` ask of a manager, checked
+// The Control API's cluster objects: what `shoal service|network|node|config` ask of a manager, checked
 // the way swarmkit's controlapi checks it and written to the store in one transaction each.
 //
 // Every call takes a ControlContext (the manager's store, plus Raft membership for node calls).
@@ -12,5 +12,6 @@ export { createService, getService, updateService, removeService, listServices }
 export { serviceStatus } from './status.js';
 export { listTasks } from './tasks.js';
 export { createNetwork, getNetwork, listNetworks, removeNetwork } from './networks.js';
+export { createConfig, getConfig, listConfigs, removeConfig, MAX_CONFIG_SIZE } from './configs.js';
 export { getNode, listNodes, updateNode, removeNode } from './nodes.js';
 export { validateServiceSpec, normalizeServiceSpec } from './servicespec.js';

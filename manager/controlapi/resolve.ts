@@ -1,12 +1,12 @@
 // Docker's ways to name an object on the command line, for every table: the full id, the name
-// (a service's or network's name, a node's hostname, a task's full name `web.1.<id>`), or a
+// (a service's, network's or config's name, a node's hostname, a task's full name `web.1.<id>`), or a
 // prefix of the id that only one object has. An exact id wins over a name, and a name over a
 // prefix, as in Docker.
 import type { ReadView } from '../store/memory.js';
 import { KIND, type ObjectTypes } from '../store/tables.js';
 import { invalid, notFound } from './errors.js';
 
-type Named = 'nodes' | 'services' | 'networks' | 'tasks';
+type Named = 'nodes' | 'services' | 'networks' | 'tasks' | 'configs';
 
 /** The names each table's objects answer to, and the index that finds them, if there is one. */
 const NAMES: { [K in Named]: { names: (o: ObjectTypes[K]) => string[]; index?: string } } = {
@@ -14,6 +14,7 @@ const NAMES: { [K in Named]: { names: (o: ObjectTypes[K]) => string[]; index?: s
   services: { names: (s) => [s.spec?.annotations?.name ?? ''], index: 'name' },
   networks: { names: (n) => [n.spec?.annotations?.name ?? ''], index: 'name' },
   tasks: { names: (t) => (t.annotations?.name ? [`${t.annotations.name}.${t.id}`] : []) },
+  configs: { names: (c) => [c.spec?.annotations?.name ?? ''], index: 'name' },
 };
 
 /** The one object `ref` names in `table`; NOT_FOUND or INVALID_ARGUMENT (ambiguous) otherwise. */

@@ -11,6 +11,7 @@ import {
   ServiceSpec,
   UpdateConfig_FailureActionValues,
   UpdateConfig_OrderValues,
+  type ConfigReference,
   type ContainerSpec,
   type EndpointSpec,
   type HealthConfig,
@@ -94,7 +95,27 @@ function validateContainer(c: ContainerSpec, service: string): void {
   }
   if (c.stopGracePeriodMs < 0) throw invalid(`service ${service}: the stop grace period cannot be negative (${c.stopGracePeriodMs}ms)`);
   validateMounts(c.mounts, service);
+  validateConfigReferences(c.configs, service);
   if (c.healthcheck) validateHealthcheck(c.healthcheck, service);
+}
+
+/** A config's file target as stored: `/NAME` when none was given, relative paths under `/`. */
+export function configTarget(ref: Pick<ConfigReference, 'configName' | 'file'>): string {
+  const target = ref.file?.name || ref.configName;
+  return target.startsWith('/') ? target : `/${target}`;
+}
+
+function validateConfigReferences(refs: readonly ConfigReference[], service: string): void {
+  for (const r of refs) {
+    const which = r.configName || r.configId;
+    if (!which) throw invalid(`service ${service}: a config reference needs the config's name or id`);
+    const f = r.file;
+    if (!f) continue;
+    if (f.mode > 0o777) throw invalid(`service ${service}: invalid file mode ${f.mode.toString(8)} for config ${which}: at most 0777`);
+    for (const [what, v] of [['uid', f.uid], ['gid', f.gid]] as const) {
+      if (v !== '' && !/^\d+$/.test(v)) throw invalid(`service ${service}: invalid ${what} ${JSON.stringify(v)} for config ${which}: expected a number`);
+    }
+  }
 }
 
 function validateMounts(mounts: readonly Mount[], service: string): void {
@@ -222,6 +243,8 @@ export function normalizeServiceSpec(view: ReadView, given: ServiceSpec, service
   else if (spec[mode] == null) (spec as unknown as Record<string, unknown>)[mode] = {};
   spec.mode = mode ?? 'replicated';
   spec.task!.networks = resolveAttachments(view, spec.task!.networks, name);
+  const container = spec.task!.container!;
+  container.configs = resolveConfigReferences(view, container.configs, container.mounts, name);
   validateServiceEndpoint(spec, serviceId, view.all('services'));
   if ((spec.endpoint?.ports ?? []).some((p) => p.publishMode === 'INGRESS') && !view.all('networks').some((n) => n.spec?.ingress)) {
     throw precondition(`service ${name} publishes ports through the routing mesh, but the cluster has no ingress network: publish them in host mode (mode=host), or create one with "network create --ingress"`);
@@ -246,6 +269,36 @@ function resolveAttachments(view: ReadView, attachments: readonly NetworkAttachm
     const subnets = configs.map((c) => c.subnet).filter((x) => x !== '');
     for (const address of a.addresses) checkStaticAddress(address, subnets, label(name, network.id), service);
     return { ...a, target: network.id };
+  });
+}
+
+/**
+ * Config references as stored: each names an existing config by id and its current name (the user
+ * may give either, or an id prefix), targets defaulted and unique (also among the mounts), the file
+ * owned by root with mode 0444 unless asked otherwise, and no data (the dispatcher adds it).
+ */
+function resolveConfigReferences(view: ReadView, refs: readonly ConfigReference[], mounts: readonly Mount[], service: string): ConfigReference[] {
+  const targets = new Map<string, string>(mounts.map((m) => [m.target, `a ${m.type.toLowerCase()} mount`]));
+  return refs.map((r) => {
+    const ref = r.configId || r.configName;
+    const config = lookup(view, 'configs', ref);
+    if (!config) throw notFound(`service ${service}: config ${ref} not found`);
+    const name = config.spec?.annotations?.name ?? '';
+    if (r.configId && r.configName && r.configName !== name) {
+      throw invalid(`service ${service}: config ${r.configId} is named ${name}, not ${r.configName}`);
+    }
+    const target = configTarget({ configName: name, file: r.file ?? null });
+    if (target === '/') throw invalid(`service ${service}: config ${name} cannot be mounted at "/"`);
+    const taken = targets.get(target);
+    if (taken) throw invalid(`service ${service}: config ${name} is mounted at ${target}, where ${taken} already is`);
+    targets.set(target, `config ${name}`);
+    const f = r.file;
+    return {
+      configId: config.id,
+      configName: name,
+      file: { name: target, uid: f?.uid || '0', gid: f?.gid || '0', mode: f && f.mode !== 0 ? f.mode : 0o444 },
+      data: new Uint8Array(0),
+    };
   });
 }
 

@@ -1,8 +1,10 @@
 // `stack deploy` over real hosts (issue #9): one compose file using every key shoal converts
 // deploys on a 3-host lab (networks with ipam and driver options, an external network, a named
-// volume, healthchecks, deploy placement/resources/policies, depends_on service_healthy); the
-// specs in the cluster are the ones asked for; redeploying with one service's environment changed
-// replaces only that service's tasks; `stack rm` leaves nothing of the stack behind.
+// volume, configs from a file and an external one, healthchecks, deploy placement/resources/
+// policies, depends_on service_healthy); the specs in the cluster are the ones asked for and a
+// container reads its config file; redeploying with one service's image changed (the test image
+// under a second tag) replaces only that service's tasks; `stack rm` removes the services, networks
+// and configs the stack made and nothing else (a network and a config made outside survive).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,21 +12,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from '../../deploy/labkit/lab.js';
 import { cli, formCluster } from '../../deploy/labkit/cluster.js';
-import { testImageReference } from '../../deploy/labkit/registry.js';
+import { registryHost, testImageReference, TEST_IMAGE_REPOSITORY } from '../../deploy/labkit/registry.js';
+import { run } from '../../deploy/labkit/run.js';
 import type { Service } from '../../proto/gen/objects.js';
 import { testLabName } from './labkit/helpers.js';
 import { waitFor } from '../support/wait.js';
-import { running, shoal, tasks } from './probes.js';
+import { execInTask, running, shoal, tasks } from './probes.js';
 
-const compose = (image: string, webGreeting: string) => `
+const compose = (webImage: string, image: string) => `
 version: "3.8"
 services:
   web:
-    image: ${image}
+    image: ${webImage}
     entrypoint: ["httpd"]
     command: -f -p 80
     environment:
-      GREETING: ${webGreeting}
+      GREETING: hello
       TIER: "\${TIER:-front}"
     env_file: web.env
     ports:
@@ -52,6 +55,10 @@ services:
     stop_grace_period: 2s
     labels:
       role: server
+    configs:
+      - source: site
+        target: /etc/web/site.conf
+        mode: 0440
     deploy:
       mode: replicated
       replicas: 3
@@ -72,6 +79,7 @@ services:
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do wget -q -T 1 -O /dev/null http://web/; sleep 1; done & wait"]
     stop_grace_period: 1s
     networks: [front, back, outside]
+    configs: [shared]
     depends_on:
       web: {condition: service_healthy}
   monitor:
@@ -94,6 +102,12 @@ networks:
     name: stack-ext
 volumes:
   data: {}
+configs:
+  site:
+    file: ./site.conf
+  shared:
+    external: true
+    name: outside-conf
 `;
 
 test('stack deploy: every key on real hosts; a redeploy rolls only what changed; stack rm removes all', async (t) => {
@@ -108,10 +122,17 @@ test('stack deploy: every key on real hosts; a redeploy rolls only what changed;
   const { layout } = await lab.up({ hosts: 3, registry: true });
   await formCluster(lab, 1, () => {}, { hosts: 3 });
   const image = testImageReference(layout);
+  // The second tag of the same image, for the redeploy that changes web's image only.
+  const registry = layout.registry!;
+  const repo = `${registryHost(layout)}/${TEST_IMAGE_REPOSITORY}`;
+  await run(['nsenter', `--net=${registry.netnsPath}`, '--', 'skopeo', 'copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${repo}:latest`, `docker://${repo}:v2`]);
   shoal(lab, 'h1', ['network', 'create', '--driver', 'overlay', 'stack-ext']);
+  writeFileSync(join(dir, 'outside.conf'), 'made outside the stack\n');
+  shoal(lab, 'h1', ['config', 'create', 'outside-conf', join(dir, 'outside.conf')]);
   writeFileSync(join(dir, 'web.env'), '# from a file\nFROM_FILE=yes\n');
+  writeFileSync(join(dir, 'site.conf'), 'server_name example;\n');
   const file = join(dir, 'stack.yml');
-  writeFileSync(file, compose(image, 'hello'));
+  writeFileSync(file, compose(image, image));
 
   mark('cluster formed');
   const first = cli(lab, 'h1', ['stack', 'deploy', '-c', file, 'app']);
@@ -119,7 +140,7 @@ test('stack deploy: every key on real hosts; a redeploy rolls only what changed;
   // The client waits for web's tasks to be healthy: it is created after them.
   assert.deepEqual(
     first.stdout.split('\n').filter((l) => /^(Creating|Updating)/.test(l)),
-    ['Creating network app_back', 'Creating network app_default', 'Creating network app_front', 'Creating service app_web', 'Creating service app_client', 'Creating service app_monitor'],
+    ['Creating network app_back', 'Creating network app_default', 'Creating network app_front', 'Creating config app_site', 'Creating service app_web', 'Creating service app_client', 'Creating service app_monitor'],
   );
   assert.match(first.stdout, /Waiting for service app_web to be healthy/);
 
@@ -144,6 +165,11 @@ test('stack deploy: every key on real hosts; a redeploy rolls only what changed;
   assert.equal(web.spec!.update?.parallelism, 3);
   assert.deepEqual(web.spec!.endpoint?.ports.map((p) => `${p.publishedPort}:${p.targetPort}/${p.protocol}/${p.publishMode}`), ['8080:80/TCP/INGRESS', '8081:81/UDP/HOST']);
   assert.deepEqual(web.spec!.task!.networks[0]!.aliases, ['web', 'www']);
+  assert.deepEqual(c.configs.map((r) => `${r.configName}:${r.file!.name}:${r.file!.mode.toString(8)}`), ['app_site:/etc/web/site.conf:440']);
+  assert.deepEqual(inspect('app_client').spec!.task!.container!.configs.map((r) => `${r.configName}:${r.file!.name}`), ['outside-conf:/shared']);
+  const configs = JSON.parse(shoal(lab, 'h1', ['config', 'inspect', 'app_site'])) as { spec: { data: string; annotations: { labels: Record<string, string> } } }[];
+  assert.equal(Buffer.from(configs[0]!.spec.data, 'base64').toString(), 'server_name example;\n');
+  assert.equal(configs[0]!.spec.annotations.labels['com.docker.stack.namespace'], 'app');
   assert.ok(inspect('app_monitor').spec!.global);
 
   const nets = JSON.parse(shoal(lab, 'h1', ['network', 'inspect', 'app_front'])) as { spec: { attachable: boolean; ipam: { configs: { subnet: string }[] }; annotations: { labels: Record<string, string> } } }[];
@@ -161,9 +187,19 @@ test('stack deploy: every key on real hosts; a redeploy rolls only what changed;
   assert.equal(new Set(running(lab, 'app_web').map((x) => x.node)).size, 3, 'max_replicas_per_node 1 spreads web over the 3 hosts');
   assert.match(shoal(lab, 'h1', ['stack', 'ps', 'app']), /app_web\.1/);
 
+  // Each container reads its config as a read-only file with the mode asked for.
+  const webTask = running(lab, 'app_web')[0]!;
+  const read = await execInTask(lab, webTask, ['sh', '-c', 'cat /etc/web/site.conf; stat -c %a /etc/web/site.conf']);
+  assert.equal(read.stdout, 'server_name example;\n440\n', read.stderr);
+  const write = await execInTask(lab, webTask, ['sh', '-c', 'echo changed > /etc/web/site.conf']);
+  assert.notEqual(write.code, 0, 'the config file is mounted read-only');
+  const clientRead = await execInTask(lab, running(lab, 'app_client')[0]!, ['cat', '/shared']);
+  assert.equal(clientRead.stdout, 'made outside the stack\n', clientRead.stderr);
+
   mark('deployed and running');
-  // Redeploy: web's environment changes; client and monitor are left alone.
-  writeFileSync(file, compose(image, 'bonjour'));
+  // Redeploy: web's image changes (same image, second tag); client and monitor are left alone.
+  const before = { client: inspect('app_client'), monitor: inspect('app_monitor') };
+  writeFileSync(file, compose(`${repo}:v2`, image));
   const second = cli(lab, 'h1', ['stack', 'deploy', '-c', file, 'app']);
   assert.equal(second.status, 0, second.stderr);
   assert.deepEqual(second.stdout.split('\n').filter((l) => /^(Creating|Updating)/.test(l)).map((l) => l.replace(/ \(id: .*\)$/, '')), ['Updating service app_web']);
@@ -175,7 +211,14 @@ test('stack deploy: every key on real hosts; a redeploy rolls only what changed;
   mark('web rolled');
   const after = [...tasks(lab, 'app_client'), ...tasks(lab, 'app_monitor')].map((x) => x.id).sort();
   assert.deepEqual(after, others, 'client and monitor kept their tasks (and got no new ones)');
-  assert.deepEqual(inspect('app_web').spec!.task!.container!.env, ['FROM_FILE=yes', 'GREETING=bonjour', 'TIER=front']);
+  for (const [name, svc] of [['app_client', before.client], ['app_monitor', before.monitor]] as const) {
+    const now = inspect(name);
+    assert.equal(now.specVersion, svc.specVersion, `${name}'s spec version is unchanged`);
+    assert.equal(now.meta!.version, svc.meta!.version, `${name} was not written`);
+  }
+  assert.equal(inspect('app_web').spec!.task!.container!.image, `${repo}:v2`);
+  const rolled = running(lab, 'app_web')[0]!;
+  assert.equal((await execInTask(lab, rolled, ['cat', '/etc/web/site.conf'])).stdout, 'server_name example;\n', 'the new tasks have the config too');
 
   // A third deploy of the same file changes nothing.
   const third = cli(lab, 'h1', ['stack', 'deploy', '-c', file, 'app']);
@@ -188,9 +231,11 @@ test('stack deploy: every key on real hosts; a redeploy rolls only what changed;
   mark('stack removed');
   assert.match(rm.stdout, /Removing service app_web/);
   assert.match(rm.stdout, /Removing network app_front/);
+  assert.match(rm.stdout, /Removing config app_site/);
   assert.equal(shoal(lab, 'h1', ['service', 'ls', '-q']).trim(), '');
   const left = shoal(lab, 'h1', ['network', 'ls', '--format', '{{.Name}}']).split('\n').filter((n) => n.startsWith('app_'));
   assert.deepEqual(left, []);
   assert.match(shoal(lab, 'h1', ['network', 'ls', '--format', '{{.Name}}']), /stack-ext/, 'the external network is not the stack’s to remove');
+  assert.deepEqual(shoal(lab, 'h1', ['config', 'ls', '--format', '{{.Name}}']).trim().split('\n'), ['outside-conf'], 'the external config is not the stack’s to remove');
   assert.doesNotMatch(shoal(lab, 'h1', ['stack', 'ls']), /^app\s/m);
 });

@@ -84,7 +84,7 @@ const webSpec = (replicas: number) =>
     endpoint: blank(EndpointSpec, { mode: 'VIP', ports: [blank(PortConfig, { targetPort: 80, publishedPort: 8080, protocol: 'TCP', publishMode: 'INGRESS' })] }),
   });
 
-test('services, networks and nodes through the control socket of a real manager', async (t) => {
+test('services, networks, nodes and configs through the control socket of a real manager', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'controlapi-'));
   const cleanups: (() => Promise<void> | void)[] = [];
   t.after(async () => {
@@ -226,4 +226,22 @@ test('services, networks and nodes through the control socket of a real manager'
   assert.equal(manager.store.byName('services', 'web'), undefined, 'the leader applied the forwarded write');
   // A bad request forwarded keeps the leader's error and code.
   await failsWith(call(client2, 'removeService', { service: 'nope' }), grpc.status.NOT_FOUND, /nope/);
+
+  // Configs: created through the follower (forwarded), read on both managers; removal is refused
+  // while a service uses the config, and allowed once none does.
+  const { config } = await call(client2, 'createConfig', { spec: { annotations: { name: 'site', labels: {} }, data: Buffer.from('listen 80;\n') } });
+  assert.equal(Buffer.from(manager.store.get('configs', config!.id)!.spec!.data).toString(), 'listen 80;\n');
+  assert.equal(Buffer.from((await call(client, 'getConfig', { config: 'site' })).config!.spec!.data).toString(), 'listen 80;\n');
+  await waitFor('the config on the follower', async () => (await call(client2, 'listConfigs', { filters: { name: 'site' } })).configs.length === 1);
+  await failsWith(call(client, 'createConfig', { spec: { annotations: { name: 'site', labels: {} }, data: Buffer.from('x') } }), grpc.status.ALREADY_EXISTS, /config site already exists/);
+  const usesConfig = webSpec(1);
+  usesConfig.task = { ...usesConfig.task!, networks: [], container: { ...usesConfig.task!.container!, configs: [{ configId: '', configName: 'site', file: null, data: new Uint8Array(0) }] } };
+  usesConfig.endpoint = null;
+  const user = (await call(client, 'createService', { spec: usesConfig })).service!;
+  assert.deepEqual(user.spec?.task?.container?.configs.map((r) => [r.configId, r.file?.name]), [[config!.id, '/site']]);
+  await failsWith(call(client2, 'removeConfig', { config: 'site' }), grpc.status.INVALID_ARGUMENT, /^config 'site' is in use by the following service: web$/);
+  await call(client, 'removeService', { service: 'web' });
+  await call(client2, 'removeConfig', { config: 'site' });
+  assert.deepEqual(manager.store.all('configs'), []);
+  await failsWith(call(client, 'getConfig', { config: 'site' }), grpc.status.NOT_FOUND, /config site not found/);
 });

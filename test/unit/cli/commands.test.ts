@@ -24,7 +24,7 @@ function service(spec: Partial<ServiceSpec> = {}, extra: Partial<Service> = {}):
     meta: { version: 42, createdAt: Date.now(), updatedAt: Date.now() },
     spec: normalizeSpec({
       annotations: { name: 'web', labels: {} },
-      task: { container: { image: 'nginx:1', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false }, networks: [], forceUpdate: 0 },
+      task: { container: { image: 'nginx:1', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false, configs: [] }, networks: [], forceUpdate: 0 },
       replicated: { replicas: 2 },
       // A short monitor keeps the convergence waits of these tests short.
       update: { parallelism: 1, delayMs: 0, failureAction: 'PAUSE', monitorMs: 1, maxFailureRatio: 0, order: 'STOP_FIRST' },

@@ -15,7 +15,7 @@ function service(mode: Partial<ServiceSpec>, extra: Partial<Service> = {}): Serv
     meta: { version: 10, createdAt: T0, updatedAt: T0 },
     spec: {
       annotations: { name: 'web', labels: {} },
-      task: { container: { image: 'nginx:1', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false }, networks: [], forceUpdate: 0 },
+      task: { container: { image: 'nginx:1', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false, configs: [] }, networks: [], forceUpdate: 0 },
       ...mode,
     },
     previousSpec: null,

@@ -12,7 +12,7 @@ function service(id: string, name: string, spec: Partial<ServiceSpec>, ports: Po
   return {
     id,
     meta: { version: 5, createdAt: NOW, updatedAt: NOW },
-    spec: { annotations: { name, labels: {} }, task: { container: { image: 'nginx:1.25@sha256:abc', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false }, networks: [], forceUpdate: 0 }, endpoint: { mode: 'VIP', ports }, ...spec },
+    spec: { annotations: { name, labels: {} }, task: { container: { image: 'nginx:1.25@sha256:abc', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false, configs: [] }, networks: [], forceUpdate: 0 }, endpoint: { mode: 'VIP', ports }, ...spec },
     previousSpec: null,
     specVersion: 5,
     endpoint: { spec: null, ports, virtualIps: [] },
@@ -75,7 +75,7 @@ function task(id: string, slot: number, desired: TaskState, state: TaskState, ag
   return {
     id,
     meta: { version: 1, createdAt: NOW - ageMs, updatedAt: NOW },
-    spec: { container: { image: 'nginx:1.25@sha256:abc', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false }, networks: [], forceUpdate: 0 },
+    spec: { container: { image: 'nginx:1.25@sha256:abc', labels: {}, command: [], args: [], hostname: '', env: [], dir: '', user: '', mounts: [], stopGracePeriodMs: 0, stopSignal: '', readOnly: false, capAdd: [], capDrop: [], hosts: [], tty: false, configs: [] }, networks: [], forceUpdate: 0 },
     specVersion: 1,
     serviceId: 'svc1',
     slot,
@@ -135,6 +135,7 @@ test('inspect --pretty follows Docker\'s template', () => {
   c.args = ['nginx', '-g', 'daemon off;'];
   c.env = ['A=1'];
   c.mounts = [{ type: 'BIND', source: '/srv', target: '/data', readOnly: true, tmpfsSizeBytes: 0 }];
+  c.configs = [{ configId: 'cfgid', configName: 'site', file: { name: '/etc/site.conf', uid: '0', gid: '0', mode: 0o444 }, data: new Uint8Array(0) }];
   s.spec!.task!.resources = { limits: { nanoCpus: 5e8, memoryBytes: 512 * 1024 ** 2, generic: [], pids: 0 }, reservations: null };
   s.spec!.task!.networks = [{ target: 'netid', aliases: [], addresses: [], driverOpts: {} }];
   s.updateStatus = { state: 'COMPLETED', startedAt: NOW - 120_000, completedAt: NOW - 60_000, message: 'update completed' };
@@ -171,6 +172,9 @@ test('inspect --pretty follows Docker\'s template', () => {
       '  Source:\t/srv',
       '  ReadOnly:\ttrue',
       '  Type:\t\tbind',
+      'Configs:',
+      ' Target:\t/etc/site.conf',
+      '  Source:\tsite',
       'Resources:',
       ' Limits:',
       '  CPU:\t\t0.5',

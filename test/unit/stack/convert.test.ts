@@ -205,3 +205,58 @@ test('deploy order: dependencies first, file order otherwise; a cycle is named',
   assert.deepEqual(m.services.map((s) => s.key), ['db', 'web']);
   assert.deepEqual(m.services[1]!.dependsOn, [{ service: 'db', healthy: true }]);
 });
+
+test('configs: top-level file (relative to the first file), content, name and external; only the used ones, labelled', () => {
+  files['/w/conf/site.conf'] = 'listen 80;\n';
+  const m = convert(`
+services:
+  web:
+    image: x
+    configs:
+      - site
+      - source: inline
+        target: etc/inline.conf
+        uid: "101"
+        gid: "102"
+        mode: 0440
+      - {source: shared, target: /shared, mode: "0600"}
+      - {source: named}
+configs:
+  site: {file: ./conf/site.conf, labels: {tier: web}}
+  inline: {content: "hello"}
+  shared: {external: true, name: team-shared}
+  named: {name: exact-name, content: "n"}
+  unused: {file: ./missing.conf}
+`);
+  assert.deepEqual(
+    m.configs.map((c) => [c.key, c.name, c.external, c.spec ? Buffer.from(c.spec.data).toString() : null, c.spec?.annotations?.labels ?? null]),
+    [
+      ['inline', 'st_inline', false, 'hello', { 'com.docker.stack.namespace': 'st' }],
+      ['named', 'exact-name', false, 'n', { 'com.docker.stack.namespace': 'st' }],
+      ['shared', 'team-shared', true, null, null],
+      ['site', 'st_site', false, 'listen 80;\n', { tier: 'web', 'com.docker.stack.namespace': 'st' }],
+    ],
+  );
+  const refs = m.services[0]!.spec.task!.container!.configs;
+  assert.deepEqual(
+    refs.map((r) => [r.configId, r.configName, r.file!.name, r.file!.uid, r.file!.gid, r.file!.mode.toString(8)]),
+    [
+      ['', 'st_site', '/site', '0', '0', '444'],
+      ['', 'st_inline', '/etc/inline.conf', '101', '102', '440'],
+      ['', 'team-shared', '/shared', '0', '0', '600'],
+      ['', 'exact-name', '/named', '0', '0', '444'],
+    ],
+  );
+  assert.deepEqual(m.warnings, []);
+});
+
+test('configs: mistakes name the place; unsupported keys are warned about', () => {
+  assert.throws(() => convert('services:\n  a: {image: x, configs: [nope]}\n'), /service a refers to undefined config nope: invalid compose file/);
+  assert.throws(() => convert('services:\n  a: {image: x, configs: [c]}\nconfigs:\n  c: {file: ./absent}\n'), /configs\.c\.file: open \/w\/absent: no such file or directory/);
+  assert.throws(() => convert('services:\n  a: {image: x, configs: [c]}\nconfigs:\n  c: {}\n'), /configs\.c: a config needs a file, content, or external: true/);
+  assert.throws(() => convert('services:\n  a: {image: x, configs: [{source: c, mode: "0999"}]}\nconfigs:\n  c: {content: x}\n'), /services\.a\.configs\[0\]\.mode: expected an octal file mode/);
+  assert.throws(() => convert('services:\n  a: {image: x, configs: [{source: c, mode: 01777}]}\nconfigs:\n  c: {content: x}\n'), /services\.a\.configs\[0\]\.mode: invalid mode 1777: at most 0777/);
+  assert.throws(() => convert('services:\n  a: {image: x, configs: [{source: c, uid: root}]}\nconfigs:\n  c: {content: x}\n'), /services\.a\.configs\[0\]\.uid: expected a number, got "root"/);
+  const m = convert('services:\n  a: {image: x, configs: [c]}\nconfigs:\n  c: {content: x, template_driver: golang}\n');
+  assert.deepEqual(m.warnings, ['Ignoring unsupported options for config c: template_driver']);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { Network, Service, ServiceSpec, type Task } from '../../../proto/gen/objects.js';
+import { Config, Network, Service, ServiceSpec, type Task } from '../../../proto/gen/objects.js';
 import { convertStack, type StackModel } from '../../../cli/stack/convert.js';
 import { parseComposeFile } from '../../../cli/stack/load.js';
 import { deployStack, removeStack, specChanged, type Caller, type DeployOptions } from '../../../cli/stack/deploy.js';
@@ -14,6 +14,7 @@ import { normalizeSpec } from '../../../cli/servicespec.js';
 class FakeCluster {
   services = new Map<string, Service>();
   networks = new Map<string, Network>();
+  configs = new Map<string, Config>();
   tasks: Task[] = [];
   calls: string[] = [];
   /** removeNetwork fails this many times first (tasks still holding it). */
@@ -28,6 +29,11 @@ class FakeCluster {
     const s = normalizeSpec(spec);
     for (const a of s.task?.networks ?? []) a.target = [...this.networks.values()].find((n) => n.id === a.target || n.spec?.annotations?.name === a.target)?.id ?? a.target;
     s.mode = s.global ? 'global' : 'replicated';
+    for (const r of s.task?.container?.configs ?? []) {
+      const c = [...this.configs.values()].find((x) => x.id === r.configId || x.spec?.annotations?.name === r.configName);
+      assert.ok(c, `config ${r.configName} exists`);
+      r.configId = c.id;
+    }
     return s;
   }
 
@@ -50,6 +56,19 @@ class FakeCluster {
       case 'removeNetwork': {
         if (this.networkBusy-- > 0) throw new Error('network is in use by task x');
         this.networks.delete(req.network as string);
+        return {};
+      }
+      case 'listConfigs':
+        return { configs: [...this.configs.values()].filter((c) => labelFilter(c.spec?.annotations?.labels)) };
+      case 'createConfig': {
+        const c = Config.decode(Config.encode({ id: this.id('cfg'), spec: req.spec as Config['spec'] }));
+        this.configs.set(c.id, c);
+        return { config: c };
+      }
+      case 'removeConfig': {
+        const users = [...this.services.values()].filter((s) => s.spec?.task?.container?.configs.some((r) => r.configId === req.config));
+        if (users.length) throw new Error(`config is in use by the following service: ${users[0]!.spec!.annotations!.name}`);
+        this.configs.delete(req.config as string);
         return {};
       }
       case 'listServices':
@@ -87,7 +106,14 @@ function sink() {
   return { stream: s, text: () => chunks.join('') };
 }
 
-const model = (yaml: string, stack = 'app'): StackModel => convertStack(stack, parseComposeFile({ name: 'c.yml', text: yaml }, {}), { env: {}, readFile: () => '', workingDir: '/' });
+/** Config files the compose files name, by absolute path. */
+const FILES: Record<string, string> = { '/site.conf': 'listen 80;\n', '/other.conf': 'x' };
+const readFile = (p: string) => {
+  const text = FILES[p];
+  if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+  return text;
+};
+const model = (yaml: string, stack = 'app'): StackModel => convertStack(stack, parseComposeFile({ name: 'c.yml', text: yaml }, {}), { env: {}, readFile, workingDir: '/' });
 
 async function deploy(c: FakeCluster, yaml: string, extra: Partial<DeployOptions> = {}) {
   const out = sink();
@@ -216,4 +242,68 @@ test('stack rm: a network that stays busy is reported after the timeout', async 
     removeStack(c.api, 'app', { out: sink().stream, networkTimeoutMs: 3000, pollMs: 1, sleep: async () => void (t += 1000), now: () => t }),
     /failed to remove network app_default: network is in use by task x/,
   );
+});
+
+const WITH_CONFIGS = (apiImage: string, site = 'site.conf') => `
+services:
+  api: {image: ${apiImage}, configs: [site]}
+  web: {image: web:1, configs: [{source: site, target: /etc/web/site.conf, mode: 0440}, shared]}
+configs:
+  site: {file: ./${site}}
+  shared: {external: true, name: team-shared}
+`;
+
+function outsideConfig(c: FakeCluster, name: string): Config {
+  const cfg = Config.decode(Config.encode({ id: `out-${name}`, spec: { annotations: { name, labels: {} }, data: Buffer.from('shared') } } as Config));
+  c.configs.set(cfg.id, cfg);
+  return cfg;
+}
+
+test('configs: the used ones are created before the services, which name them by id; external ones must exist', async () => {
+  const c = new FakeCluster();
+  await assert.rejects(deploy(c, WITH_CONFIGS('api:1')), /config "team-shared" is declared as external, but could not be found/);
+  assert.deepEqual(c.calls.filter((x) => /create/i.test(x)), ['createNetwork'], 'no config and no service made');
+  const shared = outsideConfig(c, 'team-shared');
+  const r = await deploy(c, WITH_CONFIGS('api:1'));
+  assert.equal(r.out, 'Creating config app_site\nCreating service app_api\nCreating service app_web\n');
+  const site = [...c.configs.values()].find((x) => x.spec!.annotations!.name === 'app_site')!;
+  assert.equal(Buffer.from(site.spec!.data).toString(), 'listen 80;\n');
+  assert.equal(site.spec!.annotations!.labels['com.docker.stack.namespace'], 'app');
+  const web = [...c.services.values()].find((s) => s.spec!.annotations!.name === 'app_web')!;
+  assert.deepEqual(
+    web.spec!.task!.container!.configs.map((x) => [x.configId, x.configName, x.file!.name, x.file!.mode.toString(8)]),
+    [
+      [site.id, 'app_site', '/etc/web/site.conf', '440'],
+      [shared.id, 'team-shared', '/shared', '444'],
+    ],
+  );
+});
+
+test('configs: a redeploy with one image changed updates only that service and creates no config again', async () => {
+  const c = new FakeCluster();
+  outsideConfig(c, 'team-shared');
+  await deploy(c, WITH_CONFIGS('api:1'));
+  c.calls = [];
+  assert.equal((await deploy(c, WITH_CONFIGS('api:1'))).out, '', 'an identical file changes nothing');
+  const r = await deploy(c, WITH_CONFIGS('api:2'));
+  assert.match(r.out, /^Updating service app_api \(id: svc\d+\)\n$/);
+  assert.deepEqual(c.calls.filter((x) => /create|update/i.test(x)), ['updateService app_api']);
+});
+
+test('configs: data of an existing config cannot change; the message says what to do', async () => {
+  const c = new FakeCluster();
+  outsideConfig(c, 'team-shared');
+  await deploy(c, WITH_CONFIGS('api:1'));
+  await assert.rejects(deploy(c, WITH_CONFIGS('api:1', 'other.conf')), /config app_site already exists with other data: a config cannot be changed; give the new data a new name/);
+});
+
+test('stack rm removes the configs the stack made, after its services, and nothing else', async () => {
+  const c = new FakeCluster();
+  const shared = outsideConfig(c, 'team-shared');
+  const unrelated = outsideConfig(c, 'unrelated');
+  await deploy(c, WITH_CONFIGS('api:1'));
+  const out = sink();
+  assert.equal(await removeStack(c.api, 'app', { out: out.stream, networkTimeoutMs: 1000, pollMs: 1, sleep: async () => {} }), true);
+  assert.equal(out.text(), 'Removing service app_api\nRemoving service app_web\nRemoving network app_default\nRemoving config app_site\n');
+  assert.deepEqual([...c.configs.keys()].sort(), [shared.id, unrelated.id]);
 });

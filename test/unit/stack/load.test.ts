@@ -103,3 +103,14 @@ services:
   assert.deepEqual(web.deploy, { replicas: 2, resources: { limits: { memory: '64M', cpus: '1' } } });
   assert.deepEqual(merged.services.db, { image: 'd' });
 });
+
+test('YAML 1.1 octals (file modes as Compose writes them) and a service’s configs merged by target', () => {
+  const a = parseComposeFile({ name: 'a.yml', text: 'services:\n  s:\n    image: x\n    configs: [one, {source: two, target: /etc/two, mode: 0440}]\n' }, {});
+  const b = parseComposeFile({ name: 'b.yml', text: 'services:\n  s:\n    configs: [{source: three, target: /etc/two, mode: 0o600}, {source: one, target: one, mode: 420}]\n' }, {});
+  const merged = mergeComposeFiles([a, b]) as { services: { s: { configs: unknown[] } } };
+  assert.deepEqual(merged.services.s.configs, [
+    { source: 'one', target: 'one', mode: 420 },
+    { source: 'three', target: '/etc/two', mode: 0o600 },
+  ]);
+  assert.equal((a as { services: { s: { configs: [string, { mode: number }] } } }).services.s.configs[1].mode, 0o440, '0440 is octal, as in YAML 1.1');
+});

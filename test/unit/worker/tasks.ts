@@ -20,7 +20,7 @@ export function containerSpec(overrides: Partial<ContainerSpec> = {}): Container
     capDrop: [],
     hosts: [],
     log: null,
-    tty: false,
+    tty: false, configs: [],
     ...overrides,
   };
 }
@@ -43,6 +43,11 @@ export function makeTask(id: string, container: Partial<ContainerSpec> = {}, des
     jobIteration: 0,
     assignedGenericResources: [],
   };
+}
+
+/** The task attached to a network (the attacher then has work to do for it). */
+export function onNetwork(task: Task, networkId = 'net1'): Task {
+  return { ...task, networks: [{ networkId, addresses: ['10.0.9.2/24'], aliases: [], mac: '' }] };
 }
 
 export function withDesired(task: Task, desiredState: TaskState): Task {
