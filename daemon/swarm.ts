@@ -10,11 +10,15 @@ import { RootCA, newId, newNodeKeyAndCsr } from '../manager/ca/ca.js';
 import { formatJoinToken } from '../manager/ca/token.js';
 import { clusterChannelCredentials, MANAGER_CHANNEL_OPTIONS } from '../manager/ca/tlsconfig.js';
 import { MembershipClient, type JoinRaftResponse } from '../proto/gen/membership.js';
+import { LEADER_ADDR_METADATA } from '../proto/metadata.js';
 import { forceNewCluster } from '../manager/raft/storage/index.js';
 import type { Logger } from '../util/log.js';
 import { requestNodeCertificate } from './join.js';
 import { CertificateRenewer, type NodeCerts, type RenewedCerts } from './renewal.js';
 import { Agent, type AgentSettings } from '../agent/agent.js';
+
+/** How long a joining manager keeps asking for a Raft leader that is being elected. */
+const JOIN_RAFT_PATIENCE_MS = 30_000;
 
 export interface SwarmState {
   nodeId: string;
@@ -170,9 +174,17 @@ export class Swarm {
     throw new SwarmError(grpc.status.UNAVAILABLE, 'the leader did not take this manager out of Raft in time');
   }
 
+  /**
+   * Asks the managers to add this node to Raft. Only the leader can: a follower answers with the
+   * leader's address, which is tried next; while no leader is elected (an election right after
+   * another manager joined), the managers are asked again until JOIN_RAFT_PATIENCE_MS has passed.
+   */
   private async joinRaft(managers: string[], advertiseAddr: string, certs: NodeCerts): Promise<{ raftId: number; members: { id: number; addr: string }[] }> {
+    const deadline = Date.now() + JOIN_RAFT_PATIENCE_MS;
+    const queue = [...managers];
     let last: unknown;
-    for (const addr of managers) {
+    for (let attempt = 0; queue.length > 0; attempt++) {
+      const addr = queue.shift()!;
       const client = new MembershipClient(addr, clusterChannelCredentials(certs.ca, certs.cert, certs.key), MANAGER_CHANNEL_OPTIONS);
       try {
         const joined = await new Promise<JoinRaftResponse>((resolve, reject) =>
@@ -181,6 +193,14 @@ export class Swarm {
         return { raftId: joined.raftId, members: joined.members.map((m) => ({ id: m.raftId, addr: m.addr })) };
       } catch (e) {
         last = e;
+        const err = e as grpc.ServiceError;
+        if (err.code !== grpc.status.UNAVAILABLE || Date.now() > deadline) continue;
+        const leader = err.metadata?.get(LEADER_ADDR_METADATA)[0];
+        if (typeof leader === 'string' && leader && leader !== addr) queue.unshift(leader);
+        else {
+          queue.push(addr);
+          await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** Math.min(attempt, 4))));
+        }
       } finally {
         client.close();
       }

@@ -30,6 +30,7 @@ import { storeKv } from './kv/replicated.js';
 import { kvServiceHandlers } from './kv/service.js';
 import type { EmbeddedKv } from './kv/embedded.js';
 import { KVService } from '../proto/gen/kv.js';
+import { LEADER_ADDR_METADATA } from '../proto/metadata.js';
 import { MembershipService, type MembershipHandlers } from '../proto/gen/membership.js';
 import { Annotations, Cluster, ClusterSpec, JoinTokens, ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus, RootCA as RootCAObject } from '../proto/gen/objects.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -323,7 +324,14 @@ export class Manager {
       joinRaft: (call, cb) => {
         const who = callerIdentity(call);
         if (!who) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'no certificate' });
-        if (!this.raft.isLeader) return cb({ code: grpc.status.UNAVAILABLE, details: new NotLeaderError(this.raft.leader).message });
+        if (!this.raft.isLeader) {
+          // Name the leader so the joining manager can go there itself (an election may have
+          // moved leadership since it read the address from its join command).
+          const metadata = new grpc.Metadata();
+          const leaderAddr = this.raft.memberList().find((m) => m.id === this.raft.leader)?.addr;
+          if (leaderAddr) metadata.set(LEADER_ADDR_METADATA, leaderAddr);
+          return cb({ code: grpc.status.UNAVAILABLE, details: new NotLeaderError(this.raft.leader).message, metadata });
+        }
         const node = this.store.get('nodes', who.nodeId);
         const raftId = node?.managerStatus?.raftId || newRaftId();
         const addr = call.request.addr;

@@ -76,7 +76,7 @@ services:
       labels: {com.example.app: web}
   client:
     image: ${image}
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do wget -q -T 1 -O /dev/null http://web/; sleep 1; done & wait"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc web 80 >/dev/null; sleep 1 & wait $$!; done"]
     stop_grace_period: 1s
     networks: [front, back, outside]
     configs: [shared]
