@@ -10,14 +10,14 @@
 // with the last. Changes are serialized: one prepare, release or peer update at a time.
 import type { Kv, KvEntry } from '../../kv/kv.js';
 import { Netlink } from '../../netlink/index.js';
-import type { Task } from '../../proto/gen/objects.js';
+import type { PortConfig, Task } from '../../proto/gen/objects.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import type { DnsConfig } from '../runtime/runtime.js';
 import { taskName } from '../worker/naming.js';
 import type { NetworkAttacher, NetworkSetup } from '../worker/network.js';
 import { attachVeth, chooseGatewaySubnet, ensureBridge, removeBridge } from './bridge.js';
 import type { DiscoveryHook } from './discovery.js';
-import { createNetns, deleteNetns, enableForwarding, ignoreGone, netnsExists, netnsPathOf, nftApply, withNetlink } from './host.js';
+import { createNetns, deleteNetns, enableForwarding, enableRouteLocalnet, ignoreGone, netnsExists, netnsPathOf, nftApply, withNetlink } from './host.js';
 import { formatIp, parseCidr, stripPrefix } from './ipv4.js';
 import { attachMacvlan, ensureParent, macvlanParent } from './macvlan.js';
 import { GW_BRIDGE, Names } from './names.js';
@@ -72,6 +72,8 @@ export class DriverNetworkAttacher implements NetworkAttacher {
   private started: Promise<void> | undefined;
   private appliedRules: string | undefined;
   private forwarding = false;
+  /** Bridges given route_localnet in this run. */
+  private readonly routeLocalnet = new Set<string>();
   private closed = false;
 
   constructor(private readonly opts: DriverNetworkAttacherOptions) {
@@ -159,7 +161,7 @@ export class DriverNetworkAttacher implements NetworkAttacher {
     if (existing?.complete && existing.setup && (await netnsExists(netns))) {
       // Wired already (a repeated prepare, or one after an agent restart): heal its KV entries only.
       for (const ep of existing.endpoints) await this.publisher.publish(ep.kvKey, ep.kvValue);
-      return existing.setup;
+      return existing.ports.length > 0 ? { ...existing.setup, hostPorts: existing.ports.map(boundPort) } : existing.setup;
     }
     if (existing) await this.unwind(cid, existing, true);
 
@@ -218,10 +220,11 @@ export class DriverNetworkAttacher implements NetworkAttacher {
 
     const setup: NetworkSetup = { netnsPath: netnsPathOf(record.netns) };
     if (plan[0]) setup.ip = plan[0].ip;
-    const clientIp = record.gateway ? stripPrefix(record.gateway.ip) : plan.find((ep) => ep.network.driver === 'bridge')?.ip;
-    if (this.opts.discovery && clientIp) {
+    if (record.ports.length > 0) setup.hostPorts = record.ports.map(boundPort);
+    const client = dnsClient(record);
+    if (this.opts.discovery && client) {
       const answer = await this.opts.discovery.attach({
-        containerId: cid, netnsPath: netnsPathOf(record.netns), clientIp, attachments: plan.map((ep) => ({ networkId: ep.network.id, ip: ep.ip })),
+        containerId: cid, netnsPath: netnsPathOf(record.netns), ...client, attachments: plan.map((ep) => ({ networkId: ep.network.id, ip: ep.ip })),
       }).catch((err: unknown) => {
         throw new Error(`task ${task.id}: register with service discovery: ${(err as Error).message}`);
       });
@@ -275,6 +278,7 @@ export class DriverNetworkAttacher implements NetworkAttacher {
     await ensureBridge(host, GW_BRIDGE, this.state.gateway.address);
     await this.serveDns(this.state.gateway.address);
     await this.enableForwarding();
+    await this.enableRouteLocalnet(GW_BRIDGE);
     return this.state.gateway;
   }
 
@@ -311,7 +315,10 @@ export class DriverNetworkAttacher implements NetworkAttacher {
               await this.serveDns(`${s.gateway}/${prefixOf(s).bits}`);
             }
           }
-          if (!info.internal) await this.enableForwarding();
+          if (!info.internal) {
+            await this.enableForwarding();
+            await this.enableRouteLocalnet(net.bridge);
+          }
           break;
         }
         case 'macvlan': {
@@ -405,6 +412,7 @@ export class DriverNetworkAttacher implements NetworkAttacher {
     if (this.state.gateway && !tasks.some((t) => t.gateway)) {
       await this.opts.discovery?.unserve?.(stripPrefix(this.state.gateway.address));
       await removeBridge(host, GW_BRIDGE);
+      this.routeLocalnet.delete(GW_BRIDGE);
       delete this.state.gateway;
       await this.save();
     }
@@ -425,6 +433,7 @@ export class DriverNetworkAttacher implements NetworkAttacher {
     if (net.bridge) {
       for (const s of net.info.subnets) if (s.gateway) await this.opts.discovery?.unserve?.(s.gateway);
       await removeBridge(host, net.bridge);
+      this.routeLocalnet.delete(net.bridge);
     }
     if (net.createdParent) await ignoreGone(host.deleteLink(net.createdParent));
     delete this.state.networks[id];
@@ -532,11 +541,11 @@ export class DriverNetworkAttacher implements NetworkAttacher {
       }
       for (const [cid, record] of Object.entries(this.state.tasks)) {
         if (!record.complete || !record.setup) continue;
-        const clientIp = record.gateway ? stripPrefix(record.gateway.ip) : record.endpoints.find((e) => e.driver === 'bridge')?.cidr;
-        if (!clientIp) continue;
+        const client = dnsClient(record);
+        if (!client) continue;
         try {
           const answer = await this.opts.discovery.attach({
-            containerId: cid, netnsPath: netnsPathOf(record.netns), clientIp: stripPrefix(clientIp),
+            containerId: cid, netnsPath: netnsPathOf(record.netns), ...client,
             attachments: record.endpoints.map((e) => ({ networkId: e.networkId, ip: stripPrefix(e.cidr) })),
           });
           if (answer) record.setup.dns = dnsConfig(answer.nameserver);
@@ -569,9 +578,33 @@ export class DriverNetworkAttacher implements NetworkAttacher {
     this.forwarding = true;
   }
 
+  /** Once per bridge and agent run (a bridge made again after its removal gets it again). */
+  private async enableRouteLocalnet(bridge: string): Promise<void> {
+    if (this.routeLocalnet.has(bridge)) return;
+    await enableRouteLocalnet(this.opts.hostNetns, bridge);
+    this.routeLocalnet.add(bridge);
+  }
+
   private async save(): Promise<void> {
     await this.file.save(this.state);
   }
+}
+
+/**
+ * Where a task's DNS queries come from: its gateway-bridge address, else its bridge network's; a
+ * task with neither (macvlan only, an internal overlay) is answered inside its own namespace.
+ */
+function dnsClient(record: TaskRecord): { clientIp: string; inNetns: boolean } | undefined {
+  if (record.gateway) return { clientIp: stripPrefix(record.gateway.ip), inNetns: false };
+  const bridge = record.endpoints.find((e) => e.driver === 'bridge');
+  if (bridge) return { clientIp: stripPrefix(bridge.cidr), inNetns: false };
+  const first = record.endpoints[0];
+  return first ? { clientIp: stripPrefix(first.cidr), inNetns: true } : undefined;
+}
+
+/** A port as bound, for the task status (Docker's PortStatus): the published port is the one chosen. */
+function boundPort(p: PortRule): PortConfig {
+  return { name: '', protocol: p.protocol.toUpperCase() as PortConfig['protocol'], targetPort: p.target, publishedPort: p.published, publishMode: 'HOST' };
 }
 
 function dnsConfig(nameserver: string): DnsConfig {

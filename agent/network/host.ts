@@ -1,6 +1,6 @@
 // The few things the drivers do outside rtnetlink: named namespaces (`ip netns add/del`, which
-// also manage the bind mounts under /run/netns), nftables (`nft -f -`) and the ip_forward sysctl,
-// each run in the host namespace the attacher works in.
+// also manage the bind mounts under /run/netns), nftables (`nft -f -`) and two sysctls (ip_forward,
+// a bridge's route_localnet), each run in the host namespace the attacher works in.
 import { spawn } from 'node:child_process';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { Netlink } from '../../netlink/index.js';
@@ -66,16 +66,25 @@ export async function withNetlink<T>(netns: string | undefined, fn: (nl: Netlink
 }
 
 /**
- * Turns on IPv4 forwarding in the host namespace (NAT and published ports need it). /proc/sys/net
- * shows the namespace of whoever opens it, so another namespace's is written from inside it.
+ * Writes "1" to a /proc/sys file of the host namespace. /proc/sys/net shows the namespace of
+ * whoever opens it, so another namespace's is written from inside it.
  */
-export async function enableForwarding(hostNetns: string | undefined): Promise<void> {
-  const file = '/proc/sys/net/ipv4/ip_forward';
+async function enableSysctl(hostNetns: string | undefined, file: string, what: string): Promise<void> {
   if (hostNetns === undefined) {
     if ((await readFile(file, 'utf8')).trim() !== '1') await writeFile(file, '1\n');
     return;
   }
-  await run(`enable IPv4 forwarding in ${hostNetns}`, ['sh', '-c', `echo 1 > ${file}`], { netns: hostNetns });
+  await run(`${what} in ${hostNetns}`, ['sh', '-c', `echo 1 > ${file}`], { netns: hostNetns });
+}
+
+/** Turns on IPv4 forwarding in the host namespace (NAT and published ports need it). */
+export async function enableForwarding(hostNetns: string | undefined): Promise<void> {
+  await enableSysctl(hostNetns, '/proc/sys/net/ipv4/ip_forward', 'enable IPv4 forwarding');
+}
+
+/** Lets a bridge carry packets from 127.0.0.1: published ports reached on the host's loopback (nftables.ts). */
+export async function enableRouteLocalnet(hostNetns: string | undefined, bridge: string): Promise<void> {
+  await enableSysctl(hostNetns, `/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, `enable route_localnet on ${bridge}`);
 }
 
 /** Loads an nftables script atomically (one transaction) in the host namespace. */

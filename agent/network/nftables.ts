@@ -5,9 +5,18 @@
 //
 //   table ip shoal      masquerade for the gateway bridge and bridge networks; host-mode
 //                       published ports as DNAT for traffic to the host's own addresses,
-//                       arriving (prerouting) or local (output); internal bridges cut off
+//                       arriving (prerouting) or local (output, 127.0.0.1 included); internal
+//                       bridges cut off; bridges isolated from each other (Docker's
+//                       DOCKER-ISOLATION chains)
 //   table bridge shoal  tasks on the gateway bridge may reach the host, not each other (they
 //                       may belong to different overlay networks: Docker's icc=false there)
+//
+// Published ports on 127.0.0.1: the output DNAT sends a packet from 127.0.0.1 out of a bridge,
+// which the kernel allows only with route_localnet on that bridge (set by the attacher, as
+// Docker does on docker0 without its userland proxy); it is masqueraded to the bridge's address
+// so the task can answer. route_localnet would also let a task address the host's loopback
+// services through the bridge (CVE-2020-8558), so new traffic from a bridge to 127.0.0.0/8 is
+// dropped on input, as kube-proxy does.
 import { GW_BRIDGE, GW_VETH_PREFIX, NFT_TABLE } from './names.js';
 
 export interface NatBridge {
@@ -43,6 +52,8 @@ export function renderRuleset(plan: RulesetPlan): string {
   const nat: NatBridge[] = [...(plan.gatewaySubnet ? [{ name: GW_BRIDGE, subnet: plan.gatewaySubnet, internal: false }] : []), ...plan.bridges];
   if (nat.length > 0 || plan.ports.length > 0) {
     const dnat = plan.ports.map((p) => `${p.protocol} dport ${p.published} dnat to ${p.ip}:${p.target}`);
+    const open = nat.filter((b) => !b.internal);
+    const names = (bs: NatBridge[]) => (bs.length === 1 ? q(bs[0]!.name) : `{ ${bs.map((b) => q(b.name)).join(', ')} }`);
     lines.push(
       `table ip ${NFT_TABLE} {`,
       '  chain prerouting {',
@@ -51,20 +62,29 @@ export function renderRuleset(plan: RulesetPlan): string {
       '  }',
       '  chain output {',
       '    type nat hook output priority -100; policy accept;',
-      // Loopback destinations would need route_localnet; only the host's real addresses are mapped.
-      ...dnat.map((r) => `    ip daddr != 127.0.0.0/8 fib daddr type local ${r}`),
+      ...dnat.map((r) => `    fib daddr type local ${r}`),
       '  }',
       '  chain postrouting {',
       '    type nat hook postrouting priority srcnat; policy accept;',
-      ...nat.filter((b) => !b.internal).flatMap((b) => [
+      ...open.flatMap((b) => [
         `    ip saddr ${b.subnet} oifname != ${q(b.name)} masquerade`,
         // Hairpin: a task reaching a published port of a task on its own bridge.
         `    oifname ${q(b.name)} ip saddr ${b.subnet} ct status dnat masquerade`,
+        // The host reaching a published port on 127.0.0.1 (see above).
+        `    oifname ${q(b.name)} ip saddr 127.0.0.0/8 masquerade`,
       ]),
       '  }',
+      ...(open.length > 0
+        ? ['  chain input {', '    type filter hook input priority filter; policy accept;', `    iifname ${names(open)} ip daddr 127.0.0.0/8 ct state != { established, related } drop`, '  }']
+        : []),
       '  chain forward {',
       '    type filter hook forward priority filter; policy accept;',
       ...nat.filter((b) => b.internal).flatMap((b) => [`    iifname ${q(b.name)} oifname != ${q(b.name)} drop`, `    oifname ${q(b.name)} iifname != ${q(b.name)} drop`]),
+      // Isolation: no bridge forwards to another, except a published port's connection (DNAT: the
+      // task asked for it to be reachable from anywhere that reaches the host).
+      ...(open.length > 1
+        ? ['    ct status dnat accept', ...open.map((b) => `    iifname ${q(b.name)} oifname ${names(open.filter((o) => o !== b))} drop`)]
+        : []),
       '  }',
       '}',
     );

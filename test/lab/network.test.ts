@@ -4,8 +4,11 @@
 //   - overlay --subnet 172.16.0.0/24 --gateway 172.16.0.254: tasks on h2 and h3 ping each other by
 //     name, addresses inside the subnet, none of them (nor a VIP) the gateway's
 //   - macvlan on the lab underlay (parent eth0): tasks on h2 and h3 ping each other and the other
-//     host by IP
-//   - bridge with a host-mode published port: another host fetches from the task's host address
+//     host by IP, and by name (answered on 127.0.0.11 inside the task: it shares no interface
+//     with its host)
+//   - bridge with a host-mode published port: another host fetches from the task's host address,
+//     the host itself from 127.0.0.1; `service ps` shows the port, and for a port published
+//     without a number the one the agent chose (which answers)
 //   - the gateway bridge keeps its MAC address when a port with a lower one joins
 //   - h3's shoald SIGKILLed and its link down: its endpoints leave h1's and h2's peer tables (FDB
 //     of the overlay sandbox, the KV) within the session TTL; its task runs on h2 and is reached
@@ -59,7 +62,8 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
   service('m1', 'mv', onHost('h2'));
   service('m2', 'mv', onHost('h3'));
   service('www', 'br1', onHost('h2'), '--publish', 'published=8080,target=80,mode=host', image, 'sh', '-c', 'mkdir -p /www && echo served-by-www > /www/index.html && exec httpd -f -p 80 -h /www');
-  const task = await waitForTasks(lab, ['test', 'test1', 'test2', 'watcher', 's1', 's2', 'm1', 'm2', 'www']);
+  service('www0', 'br1', onHost('h3'), '--publish', 'target=80,mode=host', image, 'sh', '-c', 'mkdir -p /www && echo served-by-www0 > /www/index.html && exec httpd -f -p 80 -h /www');
+  const task = await waitForTasks(lab, ['test', 'test1', 'test2', 'watcher', 's1', 's2', 'm1', 'm2', 'www', 'www0']);
 
   await t.test('overlay, default pool: test pings test1 (same host) and test2 (h3) by name', async () => {
     const subnet = inspect<{ ipam: { configs: { subnet: string }[] } }>('network', 'overlay_net01').ipam.configs[0]!.subnet;
@@ -91,7 +95,7 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
     await waitForPing(lab, task.s2!, 's1');
   });
 
-  await t.test('macvlan on eth0: tasks ping each other and the other host by IP', async () => {
+  await t.test('macvlan on eth0: tasks ping each other and the other host by IP, each other by name (127.0.0.11)', async () => {
     const range = parseCidr(`${base}.128/26`)!.prefix;
     const m1 = await taskAddress(lab, task.m1!);
     const m2 = await taskAddress(lab, task.m2!);
@@ -100,16 +104,26 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
     assert.ok(await pings(lab, task.m2!, m1), `m2 (h3) pings m1 at ${m1}`);
     assert.ok(await pings(lab, task.m1!, addr('h3')), `m1 (h2) pings h3 at ${addr('h3')}`);
     assert.ok(await pings(lab, task.m2!, addr('h2')), `m2 (h3) pings h2 at ${addr('h2')}`);
+    const resolv = await execInTask(lab, task.m1!, ['cat', '/etc/resolv.conf']);
+    assert.match(resolv.stdout, /^nameserver 127\.0\.0\.11$/m, 'a macvlan-only task resolves inside its namespace');
+    await waitForPing(lab, task.m1!, 'tasks.m2');
+    await waitForPing(lab, task.m2!, 'tasks.m1');
   });
 
-  await t.test('bridge, published=8080 mode=host: another host fetches from the task’s host', async () => {
-    const url = `http://${addr('h2')}:8080/`;
-    const fetchFrom = (h: string) => lab.exec(h, ['node', '-e', `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t))`]);
-    const body = await waitFor(`h3 to fetch ${url}`, async () => {
-      const r = await fetchFrom('h3');
+  await t.test('bridge, published=8080 mode=host: another host fetches from the task’s host, the host itself from 127.0.0.1; service ps shows the ports, a chosen one too', async () => {
+    const fetchFrom = (h: string, url: string) => waitFor(`${h} to fetch ${url}`, async () => {
+      const r = await lab.exec(h, ['node', '-e', `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t))`]);
       return r.code === 0 ? r.stdout : null;
     }, { timeoutMs: 10_000 });
-    assert.equal(body, 'served-by-www\n');
+    assert.equal(await fetchFrom('h3', `http://${addr('h2')}:8080/`), 'served-by-www\n');
+    assert.equal(await fetchFrom('h2', 'http://127.0.0.1:8080/'), 'served-by-www\n', 'h2 itself, on its loopback');
+    const ports = (name: string) => shoal(lab, 'h1', ['service', 'ps', name, '--format', '{{.Ports}}']).trim();
+    assert.equal(ports('www'), '*:8080->80/tcp');
+    const chosen = /^\*:(\d+)->80\/tcp$/.exec(ports('www0'));
+    assert.ok(chosen, `service ps www0 shows the port the agent chose: ${ports('www0')}`);
+    const port = Number(chosen[1]);
+    assert.ok(port >= 30000 && port <= 32767, `${port} is in 30000-32767`);
+    assert.equal(await fetchFrom('h2', `http://${addr('h3')}:${port}/`), 'served-by-www0\n');
   });
 
   await t.test('the gateway bridge keeps its MAC when a port with a lower one joins', async () => {
@@ -174,7 +188,7 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
     assert.equal((await lab.exec('h3', ['ip', 'link', 'set', 'eth0', 'up'])).code, 0);
     await startDaemon(lab, 'h3');
     await waitFor('h3 Ready again', () => /^h3 Ready$/m.test(shoal(lab, 'h1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])), { timeoutMs: 30_000 });
-    shoal(lab, 'h1', ['service', 'rm', 'test', 'test1', 'test2', 'watcher', 's1', 's2', 'm1', 'm2', 'www', 'roam']);
+    shoal(lab, 'h1', ['service', 'rm', 'test', 'test1', 'test2', 'watcher', 's1', 's2', 'm1', 'm2', 'www', 'www0', 'roam']);
     await waitFor('every task of the removed services to be gone', () => shoal(lab, 'h1', ['service', 'ls', '-q']).trim() === '');
     // A network in use by tasks not yet stopped refuses removal: retry until they are gone.
     for (const name of Object.keys(ids)) {
@@ -187,6 +201,7 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
       found.push(...hostLinks.filter((l) => !['lo', 'eth0', 'shoal_gwbridge'].includes(l)).map((l) => `link ${l}`));
       const rules = (await lab.exec(h, ['nft', 'list', 'ruleset'])).stdout;
       if (/\b8080\b/.test(rules)) found.push('nft rule for port 8080');
+      if (/dport 3\d{4} /.test(rules)) found.push('nft rule for a port the agent chose');
       if (/172\.16\.0\./.test(rules)) found.push('nft rule for 172.16.0.0/24');
       for (const id of Object.values(ids)) if (rules.includes(`shl-${id.slice(0, 11).toLowerCase()}`)) found.push(`nft rule naming the bridge of ${id}`);
       return found;

@@ -31,6 +31,8 @@ const MAX_TCP_CONNECTIONS = 256;
 export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
   private readonly pending = new Map<string, Promise<number>>();
+  /** Sockets bound elsewhere and served here (adopt()), by key. */
+  private readonly adopted = new Map<string, Listener>();
 
   constructor(private readonly opts: DnsServerOptions) {}
 
@@ -71,6 +73,28 @@ export class DnsServer {
     throw new Error(`dns server cannot listen on ${ip}:${this.opts.port} (tcp): ${(lastError as Error).message}`);
   }
 
+  /**
+   * Serves sockets bound elsewhere (inside a task's namespace, see netnssockets.ts) under `key`;
+   * every query on them counts as coming from `clientIp`, whatever address the kernel shows.
+   */
+  adopt(key: string, sockets: { udp: UdpSocket; tcp: TcpServer }, clientIp: string): void {
+    const port = sockets.udp.address().port;
+    const listener: Listener = { udp: sockets.udp, tcp: sockets.tcp, port, connections: new Set() };
+    this.serveUdp(sockets.udp, key, clientIp);
+    sockets.tcp.maxConnections = MAX_TCP_CONNECTIONS;
+    sockets.tcp.on('error', (err) => this.opts.log.warn('dns tcp server error', { address: key, error: err }));
+    sockets.tcp.on('connection', (socket) => this.serveTcp(listener, socket, clientIp));
+    this.adopted.set(key, listener);
+  }
+
+  /** Stops serving the sockets adopted under `key` and closes them. */
+  async release(key: string): Promise<void> {
+    const listener = this.adopted.get(key);
+    if (!listener) return;
+    this.adopted.delete(key);
+    await closeListener(listener);
+  }
+
   /** Stops serving on `ip`; open TCP connections are cut. */
   async unlisten(ip: string): Promise<void> {
     await this.pending.get(ip)?.catch(() => undefined);
@@ -85,7 +109,7 @@ export class DnsServer {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.listeners.keys()].map((ip) => this.unlisten(ip)));
+    await Promise.all([...[...this.listeners.keys()].map((ip) => this.unlisten(ip)), ...[...this.adopted.keys()].map((key) => this.release(key))]);
   }
 
   private bindUdp(ip: string, port: number): Promise<UdpSocket> {
@@ -94,17 +118,23 @@ export class DnsServer {
       udp.once('error', reject);
       udp.bind({ address: ip, port, exclusive: true }, () => {
         udp.off('error', reject);
-        udp.on('error', (err) => this.opts.log.warn('dns udp socket error', { address: ip, error: err }));
-        udp.on('message', (packet, rinfo) => {
-          this.opts
-            .handle(packet, rinfo.address, 'udp')
-            .then((response) => {
-              if (response) udp.send(response, rinfo.port, rinfo.address);
-            })
-            .catch((err: unknown) => this.opts.log.warn('dns query failed', { client: rinfo.address, error: err }));
-        });
+        this.serveUdp(udp, ip);
         resolve(udp);
       });
+    });
+  }
+
+  /** Answers each datagram; `clientIp` stands for the sender when given (adopted sockets). */
+  private serveUdp(udp: UdpSocket, address: string, clientIp?: string): void {
+    udp.on('error', (err) => this.opts.log.warn('dns udp socket error', { address, error: err }));
+    udp.on('message', (packet, rinfo) => {
+      const client = clientIp ?? rinfo.address;
+      this.opts
+        .handle(packet, client, 'udp')
+        .then((response) => {
+          if (response) udp.send(response, rinfo.port, rinfo.address);
+        })
+        .catch((err: unknown) => this.opts.log.warn('dns query failed', { client, error: err }));
     });
   }
 
@@ -122,12 +152,12 @@ export class DnsServer {
   }
 
   /** DNS over TCP: each message is preceded by its length in two bytes (RFC 1035 4.2.2). */
-  private serveTcp(listener: Listener, socket: TcpSocket): void {
+  private serveTcp(listener: Listener, socket: TcpSocket, fixedClientIp?: string): void {
     listener.connections.add(socket);
     socket.setTimeout(this.opts.tcpIdleMs ?? 10_000, () => socket.destroy());
     socket.on('close', () => listener.connections.delete(socket));
     socket.on('error', () => socket.destroy());
-    const clientIp = socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+    const clientIp = fixedClientIp ?? socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
     let buffered = Buffer.alloc(0);
     socket.on('data', (chunk) => {
       buffered = Buffer.concat([buffered, chunk]);

@@ -5,7 +5,10 @@
 // The network drivers call `serve(ip)` when a gateway address tasks reach appears (the gwbridge's,
 // each bridge network's), then `attach()` once a task's namespace is wired: its queries will come
 // from `clientIp`, and the nameserver to write in its resolv.conf is the served address on the
-// same subnet. A network's peer table is watched while at least one attached task uses it.
+// same subnet. A task that shares no interface with the host (macvlan only) is attached with
+// `inNetns`: the server answers it on 127.0.0.11 inside its own namespace (netnssockets.ts), as
+// Docker's embedded resolver does. A network's peer table is watched while at least one attached
+// task uses it.
 import { randomInt } from 'node:crypto';
 import type { Kv } from '../../../kv/kv.js';
 import { silentLogger, type Logger } from '../../../util/log.js';
@@ -14,6 +17,7 @@ import { NftLoadBalancer, type LoadBalancer } from './loadbalancer.js';
 import { contains, parseCidr, parseIp } from '../ipv4.js';
 import { isIpv4, type NetworkRecords, type VipBackends } from './records.js';
 import { DnsResponder } from './responder.js';
+import { bindInNetns, IN_NETNS_DNS_IP } from './netnssockets.js';
 import { DnsServer } from './server.js';
 import { readResolvConf, udpForwarder } from './upstream.js';
 import { PeerTableWatch } from './watch.js';
@@ -42,6 +46,9 @@ export interface ServiceDiscoveryOptions {
   /** How long attach() waits for a network's first peer-table read. Default 5 s. */
   readyTimeoutMs?: number;
 }
+
+/** resolv.conf names no port: inside a task's own namespace the server is always on 53. */
+const IN_NETNS_DNS_PORT = 53;
 
 interface Client {
   containerId: string;
@@ -122,7 +129,7 @@ export class ServiceDiscovery implements DiscoveryHook {
     return this.server.addresses();
   }
 
-  async attach(c: { containerId: string; netnsPath: string; clientIp: string; attachments: DiscoveryAttachment[] }): Promise<{ nameserver: string } | null> {
+  async attach(c: { containerId: string; netnsPath: string; clientIp: string; attachments: DiscoveryAttachment[]; inNetns?: boolean }): Promise<{ nameserver: string } | null> {
     if (this.closed) throw new Error('service discovery is closed');
     if (!isIpv4(c.clientIp)) throw new Error(`task ${c.containerId}: DNS client address ${JSON.stringify(c.clientIp)} is not an IPv4 address`);
     const client: Client = {
@@ -162,6 +169,18 @@ export class ServiceDiscovery implements DiscoveryHook {
       await this.detach(c.containerId);
       throw new Error(`task ${c.containerId}: cannot program its service VIPs: ${(err as Error).message}`);
     }
+    if (c.inNetns) {
+      // Attaching again: the sockets of the earlier attach hold the address; they go first.
+      await this.server.release(c.containerId);
+      try {
+        this.server.adopt(c.containerId, await bindInNetns(c.netnsPath, IN_NETNS_DNS_IP, IN_NETNS_DNS_PORT), c.clientIp);
+      } catch (err) {
+        await this.detach(c.containerId);
+        throw new Error(`task ${c.containerId}: cannot answer DNS inside its namespace: ${(err as Error).message}`);
+      }
+      this.log.debug('task attached to service discovery', { containerId: c.containerId, clientIp: c.clientIp, nameserver: IN_NETNS_DNS_IP, networks: client.networks });
+      return { nameserver: IN_NETNS_DNS_IP };
+    }
     const nameserver = this.nameserverFor(c.clientIp);
     if (nameserver === undefined) {
       this.log.warn('no DNS server address on the subnet of this task; it gets no nameserver', { clientIp: c.clientIp, served: [...this.served.keys()], containerId: c.containerId });
@@ -178,6 +197,7 @@ export class ServiceDiscovery implements DiscoveryHook {
     this.clients.delete(containerId);
     this.forgetClient(client);
     for (const id of client.networks) this.release(id, containerId);
+    await this.server.release(containerId);
     await client.lbQueue;
     if (client.applied !== undefined && client.applied !== '[]' && client.netnsPath !== '') {
       try {

@@ -1,11 +1,13 @@
 // The bridge driver on one host of a two-host world: the network's bridge with its gateway, the
 // task's default route through it, NAT on the way out, host-mode published ports answered for
-// clients on other hosts (prerouting) and on the host itself (output), and nothing left after.
+// clients on other hosts (prerouting) and on the host itself (output, 127.0.0.1 included), a
+// published port of 0 bound to a chosen one and reported, two bridge networks isolated from each
+// other, and nothing left after.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { localKv } from '../../../manager/kv/embedded.js';
 import { Names } from '../../../agent/network/names.js';
-import { cid, fetchText, ipJson, linkNames, makeWorld, namespacesWith, network, nftTable, nftTables, serveText, task, waitFor, waitForPing } from './world.js';
+import { cid, fetchText, ipJson, linkNames, makeWorld, namespacesWith, network, nftTable, nftTables, pings, serveText, task, waitFor, waitForPing } from './world.js';
 
 test('bridge network: gateway, NAT, host-mode published ports, clean release', { timeout: 120_000 }, async (t) => {
   const world = await makeWorld(t, 2);
@@ -37,7 +39,38 @@ test('bridge network: gateway, NAT, host-mode published ports, clean release', {
     await serveText(t, ns, 80, 'hello-from-web1');
     await waitFor('host B to reach the published port', async () => (await fetchText(hostB.name, hostA.ip, 8080)) === 'hello-from-web1');
     assert.equal(await fetchText(hostA.name, hostA.ip, 8080), 'hello-from-web1');
+    assert.equal(await fetchText(hostA.name, '127.0.0.1', 8080), 'hello-from-web1', 'the host reaches it on its loopback');
     assert.equal(await fetchText(hostB.name, hostA.ip, 8081), '', 'an unpublished port is not forwarded');
+    assert.deepEqual(setup.hostPorts, [{ name: '', protocol: 'TCP', targetPort: 80, publishedPort: 8080, publishMode: 'HOST' }]);
+  });
+
+  await t.test('published port 0: a port of 30000-32767 is chosen, bound and reported', async () => {
+    const any = task('web3', [[net, '10.78.0.7/24']], [{ targetPort: 80, publishedPort: 0 }]);
+    const s = await a.prepare(any, cid(any));
+    t.after(() => a.release(any, cid(any)));
+    const bound = s.hostPorts?.[0]?.publishedPort ?? 0;
+    assert.ok(bound >= 30000 && bound <= 32767, `published port ${bound} in 30000-32767`);
+    assert.deepEqual(s.hostPorts, [{ name: '', protocol: 'TCP', targetPort: 80, publishedPort: bound, publishMode: 'HOST' }]);
+    await serveText(t, `${world.prefix}${cid(any).slice(0, 12)}`, 80, 'hello-from-web3');
+    await waitFor('host B to reach the chosen port', async () => (await fetchText(hostB.name, hostA.ip, bound)) === 'hello-from-web3');
+    const again = await a.prepare(any, cid(any));
+    assert.deepEqual(again.hostPorts, s.hostPorts, 'a repeated prepare reports the same port');
+    await a.release(any, cid(any));
+  });
+
+  await t.test('two bridge networks: no traffic between them; each still reaches out and its published ports', async () => {
+    const other = network('brback00000000000000000002', 'bridge', '10.79.0.0/24', '10.79.0.1', { name: 'back' });
+    const db = task('db1', [[other, '10.79.0.5/24']]);
+    await a.prepare(db, cid(db));
+    t.after(() => a.release(db, cid(db)));
+    const dbNs = `${world.prefix}${cid(db).slice(0, 12)}`;
+    await waitForPing(dbNs, hostB.ip);
+    assert.ok(await pings(ns, '10.78.0.1'), 'web1 reaches its own gateway');
+    assert.equal(await pings(dbNs, '10.78.0.5'), false, 'db1 (back) does not reach web1 (front)');
+    assert.equal(await pings(ns, '10.79.0.5'), false, 'web1 (front) does not reach db1 (back)');
+    assert.equal(await fetchText(dbNs, hostA.ip, 8080), 'hello-from-web1', 'a published port is reachable from the other network');
+    await a.release(db, cid(db));
+    assert.doesNotMatch(await nftTable(hostA.name, 'ip'), /shl-brback0000|ct status dnat accept/, 'with one bridge left, no isolation rule');
   });
 
   await t.test('a second task cannot publish the same host port; its failure leaves nothing', async () => {

@@ -1,10 +1,12 @@
 // The macvlan driver: tasks on two hosts sit directly on the underlay segment through macvlan
 // links on each host's eth0, and reach each other and the hosts there. 802.1Q parents need the
-// kernel's 8021q; without it the refusal names the parent.
+// kernel's 8021q; without it the refusal names the parent. A macvlan-only task shares no
+// interface with its host, so service discovery answers it on 127.0.0.11 inside its namespace.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ServiceDiscovery } from '../../../agent/network/dns/servicediscovery.js';
 import { localKv } from '../../../manager/kv/embedded.js';
-import { cid, ipJson, linkNames, makeWorld, namespacesWith, network, task, waitForPing } from './world.js';
+import { cid, inNetns, ipJson, linkNames, makeWorld, namespacesWith, network, task, waitFor, waitForPing } from './world.js';
 
 interface LinkDetail {
   ifname: string;
@@ -44,6 +46,46 @@ test('macvlan tasks on two hosts share the underlay segment', { timeout: 120_000
   await a.release(m1, cid(m1));
   await b.release(m2, cid(m2));
   assert.deepEqual(await linkNames(hostA.name), ['eth0', 'lo']);
+  assert.deepEqual(await namespacesWith(world.prefix), [`${world.prefix}hosta`, `${world.prefix}hostb`, `${world.prefix}underlay`]);
+});
+
+test('macvlan-only tasks resolve service names on 127.0.0.11 inside their own namespace', { timeout: 120_000 }, async (t) => {
+  const world = await makeWorld(t, 2);
+  const [hostA, hostB] = world.hosts as [(typeof world.hosts)[0], (typeof world.hosts)[0]];
+  const { kv } = localKv();
+  const discovery = () => {
+    const sd = new ServiceDiscovery({ kv, resolvConfPath: '/nonexistent', readyTimeoutMs: 2_000 });
+    t.after(() => sd.close());
+    return sd;
+  };
+  t.after(() => kv.close());
+  const a = await world.attacher(hostA, kv, { discovery: discovery() });
+  const b = await world.attacher(hostB, kv, { discovery: discovery() });
+
+  const net = network('mvdns00000000000000000001', 'macvlan', '198.18.0.0/24', '198.18.0.254', { options: { parent: 'eth0' } });
+  const m1 = task('mvd1', [[net, '198.18.0.20/24']]);
+  const m2 = task('mvd2', [[net, '198.18.0.21/24']]);
+  Object.assign(m1, { serviceId: 'svc-alpha', serviceName: 'alpha' });
+  Object.assign(m2, { serviceId: 'svc-beta', serviceName: 'beta' });
+  const s1 = await a.prepare(m1, cid(m1));
+  await b.prepare(m2, cid(m2));
+  assert.deepEqual(s1.dns?.nameservers, ['127.0.0.11']);
+  const ns1 = `${world.prefix}${cid(m1).slice(0, 12)}`;
+
+  const lookup = async (name: string) => {
+    const r = await inNetns(ns1, 'busybox', 'nslookup', name, '127.0.0.11');
+    return [...r.output.matchAll(/^Address:\s+(\d+\.\d+\.\d+\.\d+)$/gm)].map((m) => m[1]!);
+  };
+  await waitFor('alpha (h A) to resolve tasks.beta (h B)', async () => (await lookup('tasks.beta')).join() === '198.18.0.21');
+  assert.deepEqual(await lookup('tasks.alpha'), ['198.18.0.20']);
+  assert.deepEqual(await lookup('tasks.nosuch'), []);
+
+  // Released: the sockets in the namespace are closed with it, and a new prepare binds again.
+  await a.release(m1, cid(m1));
+  await a.prepare(m1, cid(m1));
+  await waitFor('tasks.beta to resolve again after a new prepare', async () => (await lookup('tasks.beta')).join() === '198.18.0.21');
+  await a.release(m1, cid(m1));
+  await b.release(m2, cid(m2));
   assert.deepEqual(await namespacesWith(world.prefix), [`${world.prefix}hosta`, `${world.prefix}hostb`, `${world.prefix}underlay`]);
 });
 
