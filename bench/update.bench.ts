@@ -50,8 +50,8 @@ const bench: Benchmark = {
 
       const started = performance.now();
       must(cli(lab, 'h1', ['service', 'update', '-d', '--env-add', 'BENCH=1', '--update-parallelism', String(parallelism), '--update-delay', '0s', 'bench']), 'service update');
-      const state = () => (JSON.parse(must(cli(lab, 'h1', ['service', 'inspect', 'bench']), 'service inspect')) as { updateStatus?: { state?: string } | null }[])[0]?.updateStatus?.state;
-      await waitFor('the update to complete', () => state() === 'COMPLETED', { timeoutMs: 1_800_000, intervalMs: 250 });
+      const state = () => (JSON.parse(must(cli(lab, 'h1', ['service', 'inspect', 'bench']), 'service inspect')) as { UpdateStatus?: { State?: string } }[])[0]?.UpdateStatus?.State;
+      await waitFor('the update to complete', () => state() === 'completed', { timeoutMs: 1_800_000, intervalMs: 250 });
       const seconds = (performance.now() - started) / 1000;
       emit({ phase: 'update', replicas, parallelism, seconds: Math.round(seconds * 10) / 10 });
       const perReplica = seconds / replicas;

@@ -3,8 +3,9 @@
 // `--format '{{.Spec.Mode.Replicated.Replicas}}'` and scripts that read `docker service inspect`
 // work unchanged. Fields Docker leaves out when empty are left undefined: JSON output omits them,
 // while a template naming one prints `<no value>` instead of failing, as Go does for a nil field.
+import { renderTemplate } from './format.js';
 import type {
-  Annotations, ContainerSpec, EndpointSpec, HealthConfig, Meta, Network, Node, PortConfig, Resources, RestartPolicy, Service, ServiceSpec, TaskSpec, UpdateConfig,
+  Annotations, Config, ContainerSpec, EndpointSpec, HealthConfig, Meta, Network, Node, PortConfig, Resources, RestartPolicy, Service, ServiceSpec, TaskSpec, UpdateConfig,
 } from '../proto/gen/objects.js';
 
 type Json = Record<string, unknown>;
@@ -185,4 +186,22 @@ export function dockerNetwork(n: Network): Json {
     Options: { ...(spec?.driverConfig?.options ?? {}), ...(n.driverState?.options ?? {}) },
     Labels: labels(spec?.annotations),
   };
+}
+
+/** `config inspect`: Docker's swarm.Config, its data base64-encoded as Docker's JSON has it. */
+export function dockerConfig(c: Config): Json {
+  return {
+    ...versioned(c.id, c.meta),
+    Spec: { Name: c.spec?.annotations?.name ?? '', Labels: labels(c.spec?.annotations), Data: Buffer.from(c.spec?.data ?? new Uint8Array(0)).toString('base64') },
+  };
+}
+
+/**
+ * What every `inspect` prints, as Docker does: without a format an indented JSON array; with
+ * `json` one object a line; otherwise the template once per object.
+ */
+export function renderInspect(objects: readonly Json[], format: string | undefined): string {
+  if (!format) return JSON.stringify(objects, null, 4) + '\n';
+  if (format === 'json') return objects.map((o) => JSON.stringify(o) + '\n').join('');
+  return objects.map((o) => renderTemplate(format, o) + '\n').join('');
 }

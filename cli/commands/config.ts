@@ -5,7 +5,8 @@ import type { Command } from '../../util/command.js';
 import { UserError } from '../../util/command.js';
 import type { Config } from '../../proto/gen/objects.js';
 import { call } from '../client.js';
-import { formatRows, renderTemplate } from '../format.js';
+import { formatRows } from '../format.js';
+import { dockerConfig, renderInspect } from '../dockerjson.js';
 import { labelMatches, parseFilters } from '../filters.js';
 import { parseKeyValues } from '../serviceflags.js';
 import { naturalCompare } from '../serviceview.js';
@@ -27,11 +28,6 @@ export function configMatches(c: Config, f: Record<string, string>): boolean {
   if (f.name !== undefined && !(c.spec?.annotations?.name ?? '').startsWith(f.name)) return false;
   if (f.label !== undefined && !labelMatches(c.spec?.annotations?.labels, f.label)) return false;
   return true;
-}
-
-/** The config as `inspect` shows it: its data base64-encoded, as Docker's JSON has it. */
-export function configView(c: Config): Record<string, unknown> {
-  return { ...c, spec: { annotations: c.spec?.annotations ?? null, data: Buffer.from(c.spec?.data ?? new Uint8Array(0)).toString('base64') } };
 }
 
 /** Go's time.Time String() in UTC, what Docker's --pretty prints: `2024-05-01 10:20:30.123 +0000 UTC`. */
@@ -105,9 +101,7 @@ export const configCommand: Command = {
           }
         }
         if (flags.pretty) out.write(found.map(prettyConfig).join('\n'));
-        else if (format === 'json') out.write(found.map((c) => JSON.stringify(configView(c)) + '\n').join(''));
-        else if (format) out.write(found.map((c) => renderTemplate(format, configView(c)) + '\n').join(''));
-        else out.write(JSON.stringify(found.map(configView), null, 4) + '\n');
+        else out.write(renderInspect(found.map(dockerConfig), format));
         if (errors.length) throw new UserError(errors.join('\n'));
       },
     },

@@ -7,7 +7,8 @@ import { UserError } from '../../util/command.js';
 import type { FlagValues } from '../../util/flags.js';
 import type { IPAMConfig, Network, NetworkSpec } from '../../proto/gen/objects.js';
 import { call } from '../client.js';
-import { formatRows, renderTemplate } from '../format.js';
+import { dockerNetwork, renderInspect } from '../dockerjson.js';
+import { formatRows } from '../format.js';
 import { labelMatches, parseFilters } from '../filters.js';
 import { invalidFlag, orList, parseKeyValues } from '../serviceflags.js';
 import { naturalCompare, truncateId } from '../serviceview.js';
@@ -147,7 +148,7 @@ export const networkCommand: Command = {
       summary: 'Display detailed information on one or more networks',
       usage: '[OPTIONS] NETWORK [NETWORK...]',
       minArgs: 1,
-      flags: [{ name: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template: "json", or a Go template over the network object' }],
+      flags: [{ name: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template: "json", or a Go template over the network object (Docker\'s names: {{.Name}}, {{.IPAM.Config}})' }],
       run: async ({ args, flags, global, out }) => {
         const found: Network[] = [];
         const errors: string[] = [];
@@ -161,10 +162,7 @@ export const networkCommand: Command = {
             errors.push((e as Error).message);
           }
         }
-        const format = flags.format === undefined ? '' : String(flags.format);
-        if (format === 'json') out.write(found.map((n) => JSON.stringify(n) + '\n').join(''));
-        else if (format) out.write(found.map((n) => renderTemplate(format, n) + '\n').join(''));
-        else out.write(JSON.stringify(found, null, 4) + '\n');
+        out.write(renderInspect(found.map(dockerNetwork), flags.format === undefined ? undefined : String(flags.format)));
         if (errors.length) throw new UserError(errors.join('\n'));
       },
     },

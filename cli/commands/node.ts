@@ -3,6 +3,7 @@ import type { Command } from '../../util/command.js';
 import { UserError } from '../../util/command.js';
 import type { FlagSpec, FlagValues } from '../../util/flags.js';
 import { call } from '../client.js';
+import { dockerNode, renderInspect } from '../dockerjson.js';
 import { formatRows } from '../format.js';
 import { formatBytes } from '../units.js';
 import { FlagReader, parseKeyValues } from '../serviceflags.js';
@@ -109,15 +110,20 @@ export const nodeCommand: Command = {
       summary: 'Display detailed information on one or more nodes',
       usage: '[OPTIONS] self|NODE [NODE...]',
       minArgs: 1,
-      flags: [{ name: 'pretty', kind: 'bool', description: 'Print the information in a human friendly format' }],
+      flags: [
+        { name: 'format', short: 'f', kind: 'string', description: 'Format output using a custom template: "json", or a Go template over the node object (Docker\'s names: {{.Description.Hostname}})' },
+        { name: 'pretty', kind: 'bool', description: 'Print the information in a human friendly format' },
+      ],
       run: async ({ args, flags, global, out }) => {
+        const format = flags.format === undefined ? undefined : String(flags.format);
+        if (flags.pretty && format) throw new UserError('--format is incompatible with human friendly format');
         const info = await call(global, 'info', {});
         const nodes = [];
         for (const ref of args) {
           nodes.push((await call(global, 'getNode', { node: ref === 'self' ? info.nodeId : ref })).node);
         }
         if (flags.pretty) out.write(nodes.map((n) => (n ? prettyNode(n) : '')).join('\n'));
-        else out.write(JSON.stringify(nodes, null, 4) + '\n');
+        else out.write(renderInspect(nodes.filter((n) => !!n).map(dockerNode), format));
       },
     },
     {

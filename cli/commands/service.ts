@@ -8,7 +8,8 @@ import { UserError } from '../../util/command.js';
 import type { FlagValues } from '../../util/flags.js';
 import type { Service, Task } from '../../proto/gen/objects.js';
 import { call } from '../client.js';
-import { formatRows, renderTemplate } from '../format.js';
+import { dockerService, renderInspect } from '../dockerjson.js';
+import { formatRows } from '../format.js';
 import { labelMatches, parseFilters } from '../filters.js';
 import { waitForConvergence } from '../progress.js';
 import { serviceLogsCommand } from './servicelogs.js';
@@ -167,12 +168,8 @@ const inspectCommand: Command = {
     await forEachArg(args, async (ref) => void found.push(await getService(global, ref))).catch((e: unknown) => (failure = e));
     if (flags.pretty) {
       for (const s of found) out.write(prettyService(s, await networkNames(global, s), Date.now()));
-    } else if (format === 'json') {
-      out.write(found.map((s) => JSON.stringify(s) + '\n').join(''));
-    } else if (format) {
-      out.write(found.map((s) => renderTemplate(format, s) + '\n').join(''));
     } else {
-      out.write(JSON.stringify(found, null, 4) + '\n');
+      out.write(renderInspect(found.map(dockerService), format));
     }
     if (failure) throw failure;
   },

@@ -66,7 +66,7 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
   const task = await waitForTasks(lab, ['test', 'test1', 'test2', 'watcher', 's1', 's2', 'm1', 'm2', 'www', 'www0']);
 
   await t.test('overlay, default pool: test pings test1 (same host) and test2 (h3) by name', async () => {
-    const subnet = inspect<{ ipam: { configs: { subnet: string }[] } }>('network', 'overlay_net01').ipam.configs[0]!.subnet;
+    const subnet = inspect<{ IPAM: { Config: { Subnet: string }[] } }>('network', 'overlay_net01').IPAM.Config[0]!.Subnet;
     assert.match(subnet, /^10\.0\.\d+\.0\/24$/, 'a /24 of the default pool 10.0.0.0/8');
     const prefix = parseCidr(subnet)!.prefix;
     for (const name of ['test', 'test1', 'test2']) {
@@ -80,13 +80,13 @@ test('overlay, macvlan and bridge networks across hosts; a host lost; nothing le
   });
 
   await t.test('overlay --subnet 172.16.0.0/24 --gateway .254: names across hosts, nobody on .254', async () => {
-    const net = inspect<{ ipam: { configs: { subnet: string; gateway: string }[] } }>('network', 'ovs');
-    assert.deepEqual(net.ipam.configs.map((c) => [c.subnet, c.gateway]), [['172.16.0.0/24', '172.16.0.254']]);
+    const net = inspect<{ IPAM: { Config: { Subnet: string; Gateway: string }[] } }>('network', 'ovs');
+    assert.deepEqual(net.IPAM.Config.map((c) => [c.Subnet, c.Gateway]), [['172.16.0.0/24', '172.16.0.254']]);
     const prefix = parseCidr('172.16.0.0/24')!.prefix;
     const used: string[] = [];
     for (const name of ['s1', 's2']) {
       used.push(await taskAddress(lab, task[name]!));
-      const vips = inspect<{ endpoint: { virtualIps: { addr: string }[] } }>('service', name).endpoint.virtualIps.map((v) => v.addr.split('/')[0]!);
+      const vips = inspect<{ Endpoint: { VirtualIPs: { Addr: string }[] } }>('service', name).Endpoint.VirtualIPs.map((v) => v.Addr.split('/')[0]!);
       used.push(...vips);
     }
     for (const ip of used) assert.ok(contains(prefix, parseIp(ip)!), `${ip} is inside 172.16.0.0/24`);

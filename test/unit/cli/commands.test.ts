@@ -180,12 +180,12 @@ test('service inspect: JSON by default, a template with -f, Docker\'s text with 
     return { service: service() };
   };
   const json = await fake.run('service', 'inspect', 'web');
-  assert.equal((JSON.parse(json.out) as Service[])[0]?.id, SERVICE_ID);
-  assert.equal((await fake.run('service', 'inspect', '-f', '{{.id}} {{.spec.annotations.name}}', 'web')).out, `${SERVICE_ID} web\n`);
+  assert.equal((JSON.parse(json.out) as { ID: string }[])[0]?.ID, SERVICE_ID, "Docker's names");
+  assert.equal((await fake.run('service', 'inspect', '-f', '{{.ID}} {{.Spec.Name}} {{.Spec.Mode.Replicated.Replicas}}', 'web')).out, `${SERVICE_ID} web 2\n`);
   assert.match((await fake.run('service', 'inspect', '--pretty', 'web')).out, /^\nID:\t\tsvc0+1\nName:\t\tweb\nService Mode:\tReplicated\n Replicas:\t2\n/);
   const partly = await fake.run('service', 'inspect', 'web', 'ghost');
   assert.equal(partly.code, 1);
-  assert.equal((JSON.parse(partly.out) as Service[]).length, 1);
+  assert.equal((JSON.parse(partly.out) as unknown[]).length, 1);
   assert.equal(partly.err, 'Error: no such service: ghost\n');
   assert.equal((await fake.run('service', 'inspect', '--pretty', '-f', '{{.id}}', 'web')).err, 'Error: --format is incompatible with human friendly format\n');
 });
@@ -263,7 +263,7 @@ test('network create, ls, inspect and rm', async () => {
   fake.answers.listNetworks = () => ({ networks: [net] });
   assert.equal((await fake.run('network', 'ls')).out, 'NETWORK ID     NAME      DRIVER    SCOPE\nn0123456789a   front     overlay   swarm\n');
   fake.answers.getNetwork = () => ({ network: net });
-  assert.equal((await fake.run('network', 'inspect', '-f', '{{.spec.driverConfig.name}}', 'front')).out, 'overlay\n');
+  assert.equal((await fake.run('network', 'inspect', '-f', '{{.Driver}} {{.Name}}', 'front')).out, 'overlay front\n');
   fake.answers.removeNetwork = (req: { network: string }) => {
     if (req.network !== 'front') throw new FakeError(grpc.status.NOT_FOUND, `network ${req.network} not found`);
     return {};

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { parseFlags } from '../../../util/flags.js';
 import { createFlags, parseConfigReference, updateFlags } from '../../../cli/serviceflags.js';
 import { applyServiceUpdate, serviceSpecFromFlags } from '../../../cli/servicespec.js';
-import { configMatches, configRows, configView, prettyConfig } from '../../../cli/commands/config.js';
+import { configMatches, configRows, prettyConfig } from '../../../cli/commands/config.js';
+import { dockerConfig } from '../../../cli/dockerjson.js';
 import type { Config, ConfigReference, ServiceSpec } from '../../../proto/gen/objects.js';
 
 const show = (r: ConfigReference) => `${r.configName}@${r.file?.name} ${r.file?.uid}:${r.file?.gid} ${r.file?.mode.toString(8)}`;
@@ -74,7 +75,7 @@ test('config ls rows: full id, name, created and updated ago, sorted by name; fi
 
 test('config inspect: JSON with the data in base64; --pretty as Docker lays it out', () => {
   const c = config('aa2', 'app.conf', { env: 'prod', flag: '' });
-  assert.deepEqual((configView(c).spec as { data: string }).data, Buffer.from('listen 80;\n').toString('base64'));
+  assert.deepEqual(dockerConfig(c).Spec, { Name: 'app.conf', Labels: { env: 'prod', flag: '' }, Data: Buffer.from('listen 80;\n').toString('base64') });
   assert.equal(
     prettyConfig(c),
     [
