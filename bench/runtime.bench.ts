@@ -10,7 +10,7 @@
 // Reference (issue #6): Docker Swarm on this machine converges a 50-replica sleep service on one
 // node in ~16.6 s; target 3× faster end to end. The summary carries the ratio.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Benchmark } from './main.js';
@@ -18,15 +18,26 @@ import { parseFlags } from '../util/flags.js';
 import { RuncRuntime } from '../agent/runtime/runc/runtime.js';
 import { ImageStore } from '../agent/runtime/image/store.js';
 import { Lab } from '../deploy/labkit/lab.js';
-import { cli, formCluster } from '../deploy/labkit/cluster.js';
+import { cli, daemonPid, formCluster } from '../deploy/labkit/cluster.js';
 import { testImageLayout, testImageReference } from '../deploy/labkit/registry.js';
 import { waitFor } from '../test/support/wait.js';
+import { makeTask } from '../test/unit/worker/tasks.js';
+import { Worker } from '../agent/worker/worker.js';
+import { MemoryStatusReporter } from '../agent/worker/reporter.js';
+import { ImageStoreProvider } from '../agent/worker/images.js';
 import { cleanupRoot } from '../test/integration/runtime/harness.js';
 
 const DOCKER = { replicas: 50, seconds: 16.6, targetSpeedup: 3 };
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const r1 = (x: number) => Math.round(x * 10) / 10;
+
+/** User + system CPU seconds a process has used (its own threads, not its children). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
 
 function rssKb(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -84,8 +95,104 @@ async function runtimeAlone(count: number, concurrency: number, emit: (r: Record
   }
 }
 
+/**
+ * (c) The agent alone: a real Worker (runc, conmon, the image store) given one COMPLETE set of R
+ * tasks, as the dispatcher would send it, with the worker's trace for the breakdown. No manager:
+ * this is the agent's share of the end-to-end time.
+ */
+async function workerAlone(replicas: number, emit: (r: Record<string, unknown>) => void): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-worker-'));
+  const root = join(dir, 'runtime');
+  const cgroupParent = `/shoal-bench-w${process.pid}`;
+  const runtime = new RuncRuntime({ root, cgroupParent });
+  const store = new ImageStore(join(dir, 'images'));
+  const reporter = new MemoryStatusReporter();
+  const worker = new Worker({ dataDir: join(dir, 'worker'), runtime, images: new ImageStoreProvider(store, { pull: 'never' }), reporter });
+  const traceFile = join(dir, 'trace.jsonl');
+  process.env.SHOAL_TASK_TRACE = traceFile;
+  try {
+    await store.load(testImageLayout(), { reference: 'bench/busybox:latest' });
+    await worker.init();
+    const tasks = Array.from({ length: replicas }, (_, i) => ({ ...makeTask(`benchtask${i}`, { image: 'bench/busybox:latest', command: ['sleep', '100000'] }), slot: i + 1 }));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.timeOrigin + performance.now();
+    await worker.applyAssignments({ type: 'COMPLETE', appliesTo: '', resultsIn: 'bench', changes: tasks.map((task) => ({ action: 'UPDATE', task })) });
+    await Promise.all(tasks.map((t) => reporter.waitForState(t.id, 'RUNNING', 300_000)));
+    const seconds = (performance.timeOrigin + performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    // The agent's own CPU (this process: the worker's JavaScript), not runc's or conmon's.
+    const agentCpuMsPerTask = r1((cpu.user + cpu.system) / 1000 / replicas);
+    await new Promise((r) => setTimeout(r, 100)); // the trace stream's last writes
+    const events = readFileSync(traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
+    const result = { replicas, seconds: r1(seconds), agentCpuMsPerTask, agent: agentBreakdown(events, t0) };
+    emit({ part: 'worker', ...result });
+    return result;
+  } finally {
+    await worker.assign([]).catch(() => undefined);
+    await worker.settled().catch(() => undefined);
+    await worker.close().catch(() => undefined);
+    await runtime.close().catch(() => undefined);
+    await cleanupRoot(root, cgroupParent).catch(() => undefined);
+    await cleanupRoot(dir, cgroupParent).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface TraceEvent {
+  t: number;
+  ev: string;
+  task?: string;
+  state?: string;
+  step?: string;
+  ms?: number;
+  updates?: number;
+  running?: number;
+}
+
+/**
+ * Where the end-to-end time went on the agent, from the worker's trace (agent/worker/trace.ts):
+ * when assignments arrived, when the tasks reached each state (first, median and last task, in
+ * ms after `service create` was sent), how long each step of preparing and starting took per
+ * task, and when the manager acknowledged the last RUNNING status.
+ */
+export function agentBreakdown(events: TraceEvent[], t0: number): Record<string, unknown> {
+  const rel = (t: number) => r1(t - t0);
+  const spread = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return { first: r1(s[0] ?? NaN), p50: r1(pct(s, 50)), last: r1(s[s.length - 1] ?? NaN) };
+  };
+  const assignments = events.filter((e) => e.ev === 'assignments');
+  const states: Record<string, unknown> = {};
+  for (const state of ['ASSIGNED', 'ACCEPTED', 'PREPARING', 'READY', 'STARTING', 'RUNNING']) {
+    const firstPerTask = new Map<string, number>();
+    for (const e of events) if (e.ev === 'state' && e.state === state && e.task && !firstPerTask.has(e.task)) firstPerTask.set(e.task, e.t - t0);
+    if (firstPerTask.size) states[state] = { tasks: firstPerTask.size, ...spread([...firstPerTask.values()]) };
+  }
+  const steps: Record<string, unknown> = {};
+  for (const step of new Set(events.filter((e) => e.ev === 'step').map((e) => e.step ?? ''))) {
+    const ms = events.filter((e) => e.ev === 'step' && e.step === step).map((e) => e.ms ?? 0);
+    const sorted = [...ms].sort((a, b) => a - b);
+    steps[step] = { count: ms.length, p50Ms: r1(pct(sorted, 50)), maxMs: r1(sorted[sorted.length - 1] ?? NaN), sumMs: r1(ms.reduce((a, b) => a + b, 0)) };
+  }
+  const acks = events.filter((e) => e.ev === 'report-ack');
+  const lastRunningAck = acks.filter((e) => (e.running ?? 0) > 0).at(-1);
+  return {
+    assignmentMessages: assignments.length,
+    firstAssignmentMs: assignments[0] ? rel(assignments[0].t) : null,
+    lastAssignmentMs: assignments.at(-1) ? rel(assignments.at(-1)!.t) : null,
+    statesMsAfterCreate: states,
+    stepsPerTask: steps,
+    statusBatches: acks.length,
+    lastRunningAckedMs: lastRunningAck ? rel(lastRunningAck.t) : null,
+  };
+}
+
 async function endToEnd(replicas: number, emit: (r: Record<string, unknown>) => void): Promise<number> {
   const lab = new Lab(`benchrt${process.pid}`);
+  const traceDir = mkdtempSync(join(tmpdir(), 'shoal-bench-trace-'));
+  const traceFile = join(traceDir, 'trace.jsonl');
+  // The lab's shoald inherits this environment: its worker writes its timeline there.
+  process.env.SHOAL_TASK_TRACE = traceFile;
   try {
     await lab.up({ hosts: 1, registry: true });
     await formCluster(lab, 1, () => {});
@@ -96,14 +203,30 @@ async function endToEnd(replicas: number, emit: (r: Record<string, unknown>) => 
       return r.stdout;
     };
     must(['image', 'pull', image]);
+    const pid = daemonPid(lab, 'h1');
+    const cpu0 = pid ? cpuSeconds(pid) : 0;
     const t0 = performance.now();
+    const t0Epoch = performance.timeOrigin + t0;
     must(['service', 'create', '-d', '--name', 'bench', '--replicas', String(replicas), image, 'sleep', '100000']);
+    const createdMs = performance.now() - t0;
     await waitFor(`${replicas}/${replicas} running`, () => must(['service', 'ls', '--format', '{{.Replicas}}']).trim() === `${replicas}/${replicas}`, { timeoutMs: 300_000, intervalMs: 100 });
     const seconds = (performance.now() - t0) / 1000;
-    emit({ part: 'end-to-end', replicas, seconds: r1(seconds) });
+    // The daemon's own CPU time while the service converged (manager and agent: one process),
+    // less sensitive than wall time to whatever else the machine runs.
+    const shoaldCpuSeconds = pid ? r1(cpuSeconds(pid) - cpu0) : null;
+    let agent: Record<string, unknown> | null = null;
+    try {
+      const events = readFileSync(traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceEvent).filter((e) => e.t >= t0Epoch);
+      agent = agentBreakdown(events, t0Epoch);
+    } catch {
+      // no trace: a shoald from before the worker could trace
+    }
+    emit({ part: 'end-to-end', replicas, seconds: r1(seconds), serviceCreateReturnedMs: r1(createdMs), shoaldCpuSeconds, loadAverage: loadavg()[0], agent });
     return seconds;
   } finally {
+    delete process.env.SHOAL_TASK_TRACE;
     await lab.down();
+    rmSync(traceDir, { recursive: true, force: true });
   }
 }
 
@@ -111,17 +234,20 @@ const bench: Benchmark = {
   description: 'containers created to running: the runtime alone, and a service converging end to end (vs Docker Swarm)',
   async run(args, emit) {
     const { flags } = parseFlags(args, [
-      { name: 'containers', kind: 'int', default: 100, description: 'containers for the runtime part' },
+      { name: 'containers', kind: 'int', default: 100, description: 'containers for the runtime part (0: skip it)' },
       { name: 'concurrency', kind: 'int', default: 8, description: 'containers started at once' },
-      { name: 'replicas', kind: 'int', default: 50, description: 'replicas for the end-to-end part' },
+      { name: 'replicas', kind: 'int', default: 50, description: 'replicas for the worker and end-to-end parts' },
+      { name: 'skip-end-to-end', kind: 'bool', default: false, description: 'only the runtime and worker parts (no lab)' },
     ]);
-    const alone = await runtimeAlone(Number(flags.containers), Number(flags.concurrency), emit);
+    const alone = Number(flags.containers) > 0 ? await runtimeAlone(Number(flags.containers), Number(flags.concurrency), emit) : null;
     const replicas = Number(flags.replicas);
-    const seconds = await endToEnd(replicas, emit);
+    const agent = await workerAlone(replicas, emit);
+    const seconds = flags['skip-end-to-end'] ? NaN : await endToEnd(replicas, emit);
     const dockerSeconds = (DOCKER.seconds * replicas) / DOCKER.replicas;
     emit({
       summary: true,
       runtime: alone,
+      worker: { replicas, seconds: agent.seconds },
       endToEnd: { replicas, seconds: r1(seconds) },
       reference: { docker: DOCKER, scaledToReplicas: r1(dockerSeconds) },
       speedupOverDocker: r1(dockerSeconds / seconds),

@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   EngineService,
@@ -25,13 +25,11 @@ import { familiarName, formatReference, parseReference, ReferenceError } from '.
 import { RegistryError } from '../agent/runtime/image/registry.js';
 import { layerBytes } from '../agent/runtime/image/layer.js';
 import { readBody, readTar } from '../util/tar.js';
-import { NoSuchContainerError } from '../agent/runtime/runtime.js';
+import { ExecUserError, NoSuchContainerError, type ExecSession } from '../agent/runtime/runtime.js';
 import type { RuncRuntime } from '../agent/runtime/runc/runtime.js';
-import { resolveUser } from '../agent/runtime/spec/user.js';
 import { containerIdFor } from '../agent/worker/naming.js';
 import type { Logger } from '../util/log.js';
 import type { DaemonConfig } from './config.js';
-import { ExecProcess } from './exec.js';
 import type { Swarm } from './swarm.js';
 import { describeTask, resolveTask, TaskLookupError } from './tasklookup.js';
 
@@ -197,7 +195,7 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
     }
   };
 
-  const startExec = async (start: ExecStart, send: (o: Partial<ExecOutput>) => void): Promise<ExecProcess> => {
+  const startExec = async (start: ExecStart, send: (o: Partial<ExecOutput>) => void): Promise<ExecSession> => {
     if (start.cmd.length === 0) throw new EngineError(grpc.status.INVALID_ARGUMENT, 'exec needs a command to run');
     const task = localTask(start.task);
     const runtime = node.agent()?.runtime();
@@ -213,34 +211,23 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
     if (info.status !== 'running') {
       throw new EngineError(grpc.status.FAILED_PRECONDITION, `task ${describeTask(task)} is not running: its container is ${info.status}${info.exitCode !== undefined ? ` (exit code ${info.exitCode})` : ''}`);
     }
-    let user;
-    if (start.user) {
-      try {
-        user = await resolveUser(info.rootfs, start.user);
-      } catch (e) {
-        throw new EngineError(grpc.status.INVALID_ARGUMENT, `user "${start.user}" in task ${describeTask(task)}: ${(e as Error).message}`);
-      }
-    }
-    // The container's own process: the exec'd one runs with its capabilities, limits and env.
-    const bundle = JSON.parse(await readFile(runtime.layout.container(containerId).config, 'utf8')) as { process?: Record<string, unknown> };
-    const proc = await ExecProcess.start(
-      {
-        runcPath: runtime.runc.binary,
-        baseProcess: bundle.process ?? {},
-        runcRoot: runtime.layout.runcRoot,
-        containerId,
-        argv: start.cmd,
+    let proc: ExecSession;
+    try {
+      // The runtime runs it with the container's own process settings (capabilities, limits, env).
+      proc = await runtime.exec(containerId, start.cmd, {
         tty: start.tty,
         stdin: start.stdin,
         env: start.env,
         ...(start.workdir ? { cwd: start.workdir } : {}),
-        ...(user ? { user } : {}),
+        ...(start.user ? { user: start.user } : {}),
         ...(start.size ? { size: start.size } : {}),
-        workDir: await scratch('exec'),
-      },
-      (d) => send({ stdout: d }),
-      (d) => send({ stderr: d }),
-    );
+      });
+    } catch (e) {
+      if (e instanceof ExecUserError) throw new EngineError(grpc.status.INVALID_ARGUMENT, `user "${start.user}" in task ${describeTask(task)}: ${e.message}`);
+      throw e;
+    }
+    proc.stdout.on('data', (d: Buffer) => send({ stdout: d }));
+    proc.stderr.on('data', (d: Buffer) => send({ stderr: d }));
     node.log?.info('exec started', { task: task.id, container: containerId, cmd: start.cmd, tty: start.tty });
     send({ taskId: task.id, containerId });
     return proc;
@@ -345,7 +332,7 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
     },
 
     exec: (call) => {
-      let proc: ExecProcess | null = null;
+      let proc: ExecSession | null = null;
       let started = false;
       let finished = false;
       let cancelled = false;
@@ -354,7 +341,7 @@ export function engineHandlers(node: EngineNode): EngineHandlers {
         if (finished) return;
         if (!call.write({ ...emptyOutput, ...o }) && proc) {
           // A slow client holds the process's output back instead of the daemon buffering it.
-          const outputs = proc.outputs;
+          const outputs = [proc.stdout, proc.stderr];
           for (const s of outputs) s.pause();
           call.once('drain', () => outputs.forEach((s) => s.resume()));
         }

@@ -3,7 +3,7 @@
 // success makes it healthy again. Failures inside the start period do not count, until the first
 // success ends the start period early. Status starts at 'starting'.
 import { EventEmitter } from 'node:events';
-import type { ExecOptions, ExecResult } from './runtime.js';
+import type { CollectOptions, ExecResult } from './runtime.js';
 
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
 
@@ -23,7 +23,7 @@ export interface HealthProbeResult {
   output: string;
 }
 
-export type HealthExec = (argv: string[], options: ExecOptions) => Promise<ExecResult>;
+export type HealthExec = (argv: string[], options: CollectOptions) => Promise<ExecResult>;
 
 export const HEALTH_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 };
 const MAX_LOG = 5;

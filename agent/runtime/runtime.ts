@@ -134,12 +134,40 @@ export interface LogOptions {
   timestamps?: boolean;
 }
 
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
 export interface ExecOptions {
-  /** Not supported yet: runc exec needs a console socket for a tty. */
+  /** A pseudo-terminal in the container: output then comes as one stream, on stdout. */
   tty?: boolean;
+  /** Keep the process's stdin open for write(); without it the process reads /dev/null. */
+  stdin?: boolean;
+  /** `KEY=VALUE`, added to (and overriding) the container's environment. */
   env?: string[];
   cwd?: string;
+  /** `name`, `uid`, `name:group`, `uid:gid`, resolved in the container; default: the container's user. */
   user?: string;
+  /** The terminal's initial size (with tty). */
+  size?: TerminalSize;
+}
+
+/** A running exec'd process: its output as it comes, its input, and its exit status at the end. */
+export interface ExecSession {
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+  /** The exit status (128+n when signal n ended it), once all of its output has been read. */
+  readonly exited: Promise<number>;
+  write(data: Uint8Array): void;
+  /** End of input: the process sees end of file (with a tty, the terminal's EOF character). */
+  closeStdin(): void;
+  resize(size: TerminalSize): Promise<void>;
+  /** Kills the process in the container. */
+  kill(): Promise<void>;
+}
+
+export interface CollectOptions extends ExecOptions {
   /** Kill the exec'd process after this long; the result then has timedOut set. */
   timeoutMs?: number;
   /** Output beyond this many bytes per stream is dropped. Default 1 MiB. */
@@ -167,7 +195,8 @@ export interface Runtime {
   /** Resolves when the container has exited, at once if it already has. */
   wait(id: string, options?: { signal?: AbortSignal }): Promise<ExitStatus>;
   logs(id: string, options?: LogOptions): AsyncIterable<LogEntry>;
-  exec(id: string, argv: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** Starts argv in the running container; its stdio streams (runExec() collects it instead). */
+  exec(id: string, argv: string[], options?: ExecOptions): Promise<ExecSession>;
   /** Stops the runtime's background work (log rotation). Containers keep running. */
   close(): Promise<void>;
 }
@@ -180,7 +209,56 @@ export class NoSuchContainerError extends Error {
   }
 }
 
+/** The user an exec asked for does not exist in the container (the caller's mistake, not the runtime's). */
+export class ExecUserError extends Error {
+  constructor(
+    readonly user: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExecUserError';
+  }
+}
+
 /** Docker's `--timestamps` rendering of one log entry. */
 export function formatLogEntry(entry: LogEntry, options: { timestamps?: boolean } = {}): string {
   return options.timestamps ? `${entry.timestamp} ${entry.line}` : entry.line;
+}
+
+/**
+ * Runs argv in the container to its end and collects its output (health checks, tests): at most
+ * maxOutputBytes per stream, killed after timeoutMs.
+ */
+export async function runExec(runtime: Pick<Runtime, 'exec'>, id: string, argv: string[], options: CollectOptions = {}): Promise<ExecResult> {
+  const { timeoutMs, maxOutputBytes, ...execOptions } = options;
+  const session = await runtime.exec(id, argv, execOptions);
+  const max = maxOutputBytes ?? 1024 * 1024;
+  const collect = (stream: NodeJS.ReadableStream): { text: () => string; ended: Promise<void> } => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const ended = new Promise<void>((resolve) => {
+      stream.once('end', resolve).once('close', resolve).once('error', () => resolve());
+    });
+    stream.on('data', (d: Buffer) => {
+      if (length < max) chunks.push(d.subarray(0, max - length));
+      length += d.length;
+    });
+    return { text: () => Buffer.concat(chunks).toString(), ended };
+  };
+  const stdout = collect(session.stdout);
+  const stderr = collect(session.stderr);
+  let timedOut = false;
+  const timer =
+    timeoutMs !== undefined
+      ? setTimeout(() => {
+          timedOut = true;
+          void session.kill();
+        }, timeoutMs)
+      : undefined;
+  try {
+    const [exitCode] = await Promise.all([session.exited, stdout.ended, stderr.ended]);
+    return { exitCode, stdout: stdout.text(), stderr: stderr.text(), timedOut };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
 }

@@ -11,14 +11,19 @@
 // in SHUTDOWN; desired REMOVE also removes the container. A task desired READY is prepared and
 // then waits, container created but not started, until it is desired RUNNING.
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Task, TaskState, TaskStatus } from '../../proto/gen/objects.js';
 import { HealthMonitor, type HealthStatus } from '../runtime/health.js';
-import { NoSuchContainerError, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
+import { NoSuchContainerError, runExec, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
 import { healthCheckFor, toRuntimeSpec, validateTask, type ImageInfo } from './containerspec.js';
+import { configsDirBeside, removeTaskConfigs, writeTaskConfigs } from './configs.js';
 import type { ImageProvider } from './images.js';
 import { containerIdFor } from './naming.js';
+import type { Limiter, Priority } from './limiter.js';
 import type { NetworkAttacher } from './network.js';
+import { needsNetwork } from './network.js';
 import { atLeast, before, failureState, isTerminal } from './states.js';
+import { trace } from './trace.js';
 
 export interface ControllerDeps {
   runtime: Runtime;
@@ -26,11 +31,23 @@ export interface ControllerDeps {
   network: NetworkAttacher;
   /** Where container root filesystems are mounted: `<rootfsDir>/<container id>`. */
   rootfsDir: string;
+  /** Bounds how many tasks prepare or start at once on the node; none: no bound. */
+  limiter?: Limiter;
   /** Persists and reports a new status; called in order, one at a time. */
   onStatus(task: Task, status: TaskStatus): Promise<void>;
   now(): number;
   log(message: string, fields: Record<string, unknown>): void;
+  /** Waits while traffic to a task just withdrawn from service discovery drains; default SERVICE_DRAIN_MS. */
+  drain?(): Promise<void>;
 }
+
+/**
+ * How long a task withdrawn from service discovery keeps running before its stop signal: time for
+ * every host to see the peer-table change (a KV watch) and drop the task from its DNS answers and
+ * VIP load balancers, so no new request reaches a process about to stop. Docker waits the same way
+ * (swarmkit's container controller: deactivate the service binding, then a 2 s converge delay).
+ */
+export const SERVICE_DRAIN_MS = 2000;
 
 /** Resolves waiters once something has changed since the generation they saw. */
 class Wakeup {
@@ -73,6 +90,11 @@ export class TaskController {
   private healthResolved = false;
   private unhealthy = false;
   private containerRemoved = false;
+  /** This controller created the container and has not started it yet. */
+  private createdHere = false;
+  /** What this controller last told service discovery (see markServing). */
+  private serving = false;
+  private servingChain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: ControllerDeps,
@@ -121,6 +143,7 @@ export class TaskController {
     await this.close();
     const info = await this.inspect();
     if (info && (info.status === 'running' || info.status === 'paused' || info.status === 'created')) {
+      await this.withdraw();
       await this.deps.runtime.stop(this.containerId).catch((err: unknown) => this.deps.log('stopping the container of a removed task failed', { task: this.task.id, err: String(err) }));
     }
     await this.removeContainer();
@@ -164,16 +187,20 @@ export class TaskController {
       case 'ACCEPTED':
         await this.transition('PREPARING', 'preparing');
         return true;
-      case 'PREPARING':
-        await this.prepare();
+      case 'PREPARING': {
+        // The image first, outside the bound: a pull waits on the network, not on this host's CPUs.
+        const image = await this.timed('image', () => this.deps.images.ensure(this.task.spec?.container?.image ?? ''));
+        this.image = image;
+        await this.limited('normal', () => this.prepare(image));
         await this.transition('READY', 'prepared', { container: { containerId: this.containerId, pid: 0, exitCode: 0 } });
         return true;
+      }
       case 'READY':
         if (before(desired, 'RUNNING')) return false;
         await this.transition('STARTING', 'starting');
         return true;
       case 'STARTING': {
-        const pid = await this.startContainer();
+        const pid = await this.limited('high', () => this.startContainer());
         await this.transition('RUNNING', 'started', { container: { containerId: this.containerId, pid, exitCode: 0 } });
         return true;
       }
@@ -184,26 +211,49 @@ export class TaskController {
     }
   }
 
-  private async prepare(): Promise<void> {
+  private async prepare(image: ImageInfo): Promise<void> {
     const ref = this.task.spec?.container?.image ?? '';
-    this.image = await this.deps.images.ensure(ref);
-    const network = await this.deps.network.prepare(this.task, this.containerId);
-    const rootfs = await this.deps.images.prepareRootfs(ref, this.containerId, join(this.deps.rootfsDir, this.containerId));
-    const existing = await this.inspect();
+    // A task on no network and publishing no host port gets the fresh namespace runc makes (with
+    // loopback up): nothing for the drivers to build, and no turn to wait for behind other tasks.
+    const network = needsNetwork(this.task) ? await this.timed('network', () => this.deps.network.prepare(this.task, this.containerId)) : {};
+    // Reported from READY on, as Docker's PortStatus: `service ps` shows the host ports actually bound.
+    this.status = { ...this.status, hostPorts: network.hostPorts ?? [] };
+    const rootfs = await this.timed('rootfs', () => this.deps.images.prepareRootfs(ref, this.containerId, join(this.deps.rootfsDir, this.containerId)));
+    const existing = await this.timed('inspect', () => this.inspect());
     if (existing) {
       // Prepared before an agent restart: a created (or already running) container is the one.
       if (existing.status === 'created' || existing.status === 'running') return;
       await this.deps.runtime.remove(this.containerId, { force: true });
     }
-    await this.deps.runtime.create(toRuntimeSpec(this.task, { containerId: this.containerId, rootfs, image: this.image, network }));
+    const spec = toRuntimeSpec(this.task, { containerId: this.containerId, rootfs, image, network });
+    spec.mounts = [...(spec.mounts ?? []), ...(await writeTaskConfigs(configsDirBeside(this.deps.rootfsDir), this.task))];
+    await this.timed('create', () => this.deps.runtime.create(spec));
+    this.createdHere = true;
+  }
+
+  private limited<T>(priority: Priority, fn: () => Promise<T>): Promise<T> {
+    return this.deps.limiter ? this.deps.limiter.run(fn, priority) : fn();
+  }
+
+  /** Runs one step of the work, its duration traced (agent/worker/trace.ts). */
+  private async timed<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      trace('step', { task: this.task.id, step, ms: performance.now() - t0 });
+    }
   }
 
   /** Starts the created container (or finds it started already, after a restart); returns its pid. */
   private async startContainer(): Promise<number> {
-    const info = await this.inspect();
+    // Created by this controller a moment ago: it is waiting for start (if it is not, start fails
+    // and says why). After an agent restart it may have been started already: look first.
+    const info = this.createdHere ? { status: 'created' } : await this.timed('inspect', () => this.inspect());
+    this.createdHere = false;
     if (!info) throw new Error(`container ${this.containerId} of task ${this.task.id} is gone`);
-    if (info.status === 'created') await this.deps.runtime.start(this.containerId);
-    const after = await this.deps.runtime.inspect(this.containerId);
+    if (info.status === 'created') await this.timed('start', () => this.deps.runtime.start(this.containerId));
+    const after = await this.timed('inspect', () => this.deps.runtime.inspect(this.containerId));
     return after.pid ?? 0;
   }
 
@@ -211,6 +261,7 @@ export class TaskController {
   private async whileRunning(gen: number): Promise<boolean> {
     if (this.unhealthy) {
       this.stopHealth();
+      await this.markServing(false);
       const exit = await this.deps.runtime.stop(this.containerId);
       await this.deps.network.release(this.task, this.containerId);
       await this.transition('FAILED', 'unhealthy container', {
@@ -220,6 +271,8 @@ export class TaskController {
       return true;
     }
     await this.startHealth();
+    // Without a health check a running task serves; with one, onHealth decides.
+    if (!this.health && !this.serving) void this.markServing(true);
     const woken = new AbortController();
     void this.wake.wait(gen).then(() => woken.abort());
     let exitCode: number;
@@ -246,7 +299,10 @@ export class TaskController {
     let exitCode = this.status.container?.exitCode ?? 0;
     if (info) {
       if (info.status === 'exited') exitCode = info.exitCode ?? exitCode;
-      else exitCode = (await this.deps.runtime.stop(this.containerId)).exitCode;
+      else {
+        await this.withdraw();
+        exitCode = (await this.deps.runtime.stop(this.containerId)).exitCode;
+      }
     }
     await this.deps.network.release(this.task, this.containerId);
     await this.transition('SHUTDOWN', 'shutdown', info ? { container: { containerId: this.containerId, pid: 0, exitCode } } : {});
@@ -260,6 +316,7 @@ export class TaskController {
       if (!(err instanceof NoSuchContainerError)) throw err;
     }
     await this.deps.images.releaseRootfs(this.containerId);
+    await removeTaskConfigs(configsDirBeside(this.deps.rootfsDir), this.task.id);
     await this.deps.network.release(this.task, this.containerId);
   }
 
@@ -291,7 +348,7 @@ export class TaskController {
     }
     const config = healthCheckFor(this.task, this.image);
     if (!config || this.closed) return;
-    const monitor = new HealthMonitor((argv, options) => this.deps.runtime.exec(this.containerId, argv, options), config);
+    const monitor = new HealthMonitor((argv, options) => runExec(this.deps.runtime, this.containerId, argv, options), config);
     monitor.on('status', (h) => this.onHealth(monitor, h));
     this.health = monitor;
     monitor.start();
@@ -306,10 +363,41 @@ export class TaskController {
     if (monitor !== this.health || this.closed || this.status.state !== 'RUNNING') return;
     this.status = { ...this.status, health, timestamp: this.deps.now() };
     void this.emit();
+    if (health === 'healthy') void this.markServing(true);
     if (health === 'unhealthy') {
+      void this.markServing(false);
       this.unhealthy = true;
       this.wake.notify();
     }
+  }
+
+  // ---- service discovery ----
+
+  /**
+   * Tells the network attacher whether service discovery should send the task traffic. Calls run
+   * one after another in the order made; a failure is logged (and resolves false).
+   */
+  private markServing(serving: boolean): Promise<boolean> {
+    const attacher = this.deps.network;
+    if (!attacher.setServing || !needsNetwork(this.task)) return Promise.resolve(false);
+    this.serving = serving;
+    const task = this.task;
+    const run = this.servingChain.then(() => attacher.setServing!(task, this.containerId, serving));
+    this.servingChain = run.then(
+      () => undefined,
+      (err: unknown) => this.deps.log('telling service discovery whether a task serves failed', { task: task.id, serving, err: String(err) }),
+    );
+    return run.catch(() => false);
+  }
+
+  /**
+   * Before a running container is stopped: out of service discovery first, then, if it was
+   * serving, a drain period so requests already routed to it finish and no new one arrives.
+   * Asks the attacher even when this controller never said serving (an agent restart: it knows).
+   */
+  private async withdraw(): Promise<void> {
+    if (!(await this.markServing(false))) return;
+    await (this.deps.drain ? this.deps.drain() : new Promise<void>((resolve) => setTimeout(resolve, SERVICE_DRAIN_MS)));
   }
 
   // ---- status ----
@@ -329,6 +417,7 @@ export class TaskController {
       this.deps.log('refused a backward task state change', { task: this.task.id, from: this.status.state, to: state });
       return;
     }
+    trace('state', { task: this.task.id, state });
     this.status = {
       ...this.status,
       state,
@@ -337,7 +426,10 @@ export class TaskController {
       timestamp: this.deps.now(),
       ...(extra.container !== undefined ? { container: extra.container } : {}),
     };
-    await this.emit();
+    // Not awaited: the next step need not wait for the task file's fsync or the manager. Statuses
+    // are still written before they are reported, in order (emit's chain), and every step is
+    // idempotent, so an agent killed with its file a step behind redoes that step harmlessly.
+    void this.emit();
   }
 
   private emit(): Promise<void> {

@@ -37,12 +37,23 @@ export interface ImageStoreProviderOptions {
 }
 
 export class ImageStoreProvider implements ImageProvider {
+  /** Lookups (and pulls) under way by reference: the tasks of one service resolve their image once. */
+  private readonly resolving = new Map<string, Promise<ImageInfo>>();
+
   constructor(
     private readonly store: ImageStore,
     private readonly options: ImageStoreProviderOptions = {},
   ) {}
 
-  async ensure(reference: string): Promise<ImageInfo> {
+  ensure(reference: string): Promise<ImageInfo> {
+    const pending = this.resolving.get(reference);
+    if (pending) return pending;
+    const p = this.resolve(reference).finally(() => this.resolving.delete(reference));
+    this.resolving.set(reference, p);
+    return p;
+  }
+
+  private async resolve(reference: string): Promise<ImageInfo> {
     const policy = this.options.pull ?? 'missing';
     let local = policy === 'always' ? undefined : await this.store.find(reference);
     let pullError: unknown;

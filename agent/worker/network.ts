@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { Task } from '../../proto/gen/objects.js';
+import type { PortConfig, Task } from '../../proto/gen/objects.js';
 import type { DnsConfig, HostEntry } from '../runtime/runtime.js';
 
 const run = promisify(execFile);
@@ -19,11 +19,32 @@ export interface NetworkSetup {
   ip?: string;
   /** What /etc/resolv.conf says (the embedded DNS server, search domains). */
   dns?: DnsConfig;
+  /** Host-mode ports as bound on this node (a published port of 0 has its chosen one): the task status reports them. */
+  hostPorts?: PortConfig[];
+}
+
+/**
+ * Whether the task needs the network drivers: it is attached to a network or publishes a port
+ * in host mode. Otherwise the container's own fresh namespace (loopback only) is all it gets.
+ */
+export function needsNetwork(task: Task): boolean {
+  if (task.networks.length > 0) return true;
+  const allocated = task.endpoint?.ports ?? [];
+  const ports = allocated.length > 0 ? allocated : (task.endpoint?.spec?.ports ?? []);
+  return ports.length > 0;
 }
 
 export interface NetworkAttacher {
   prepare(task: Task, containerId: string): Promise<NetworkSetup>;
   release(task: Task, containerId: string): Promise<void>;
+  /**
+   * Whether service discovery (the service's names, tasks.NAME, its VIP's backends) sends the
+   * task traffic: false from prepare on; the controller says true once the task runs (and is
+   * healthy, with a health check), false when it turns unhealthy and before it is stopped.
+   * Resolves true when the task stopped serving now (traffic to it must drain before the stop).
+   * Optional: an attacher without service discovery has nothing to do.
+   */
+  setServing?(task: Task, containerId: string, serving: boolean): Promise<boolean>;
 }
 
 /** No namespace of our own: the runtime creates an empty one (with loopback down). */
@@ -33,6 +54,10 @@ export class NoNetworkAttacher implements NetworkAttacher {
   }
 
   async release(): Promise<void> {}
+
+  async setServing(): Promise<boolean> {
+    return false;
+  }
 }
 
 export interface NetnsAttacherOptions {
@@ -70,6 +95,11 @@ export class NetnsNetworkAttacher implements NetworkAttacher {
     if (!exists) await this.ip(['netns', 'add', name]);
     await this.ip(['-n', name, 'link', 'set', 'lo', 'up']);
     return { netnsPath: this.path(containerId) };
+  }
+
+  /** No service discovery here: nothing sends the task traffic by name. */
+  async setServing(): Promise<boolean> {
+    return false;
   }
 
   async release(_task: Task, containerId: string): Promise<void> {

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { TaskStatusUpdate } from '../../proto/gen/dispatcher.js';
 import type { TaskState, TaskStatus } from '../../proto/gen/objects.js';
+import { trace } from './trace.js';
 
 export interface StatusReporter {
   /** Queues a task's new status. Never throws: delivery (and retrying it) is the reporter's job. */
@@ -20,6 +21,12 @@ export interface BatchingReporterOptions {
   /** First retry delay after a failed call; doubles up to maxRetryMs. Default 250 ms. */
   retryMs?: number;
   maxRetryMs?: number;
+  /**
+   * How long the first report of a quiet spell waits for others before it goes: tasks that move
+   * together (a service's replicas starting) then travel in one call, one proposal on the
+   * manager, instead of one call each. Default 10 ms.
+   */
+  lingerMs?: number;
   /** Called with each failed delivery (for the agent's log). */
   onError?: (err: unknown, updates: TaskStatusUpdate[]) => void;
 }
@@ -28,12 +35,14 @@ export class BatchingStatusReporter implements StatusReporter {
   private readonly pending = new Map<string, TaskStatus>();
   private sending = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private closed = false;
   private readonly idle = new EventEmitter();
   private readonly maxBatch: number;
   private readonly retryMs: number;
   private readonly maxRetryMs: number;
+  private readonly lingerMs: number;
 
   /** `sink` may be set later (or unset while no session is up): updates wait for one. */
   constructor(
@@ -43,6 +52,7 @@ export class BatchingStatusReporter implements StatusReporter {
     this.maxBatch = options.maxBatch ?? 200;
     this.retryMs = options.retryMs ?? 250;
     this.maxRetryMs = options.maxRetryMs ?? 5000;
+    this.lingerMs = options.lingerMs ?? 10;
   }
 
   report(taskId: string, status: TaskStatus): void {
@@ -77,12 +87,18 @@ export class BatchingStatusReporter implements StatusReporter {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
     this.idle.emit('change');
   }
 
   private kick(): void {
-    if (this.sending || this.retryTimer || !this.sink || this.pending.size === 0 || this.closed) return;
-    void this.sendBatch(this.sink);
+    if (this.sending || this.retryTimer || this.lingerTimer || !this.sink || this.pending.size === 0 || this.closed) return;
+    if (this.lingerMs <= 0 || this.pending.size >= this.maxBatch) return void this.sendBatch(this.sink);
+    this.lingerTimer = setTimeout(() => {
+      this.lingerTimer = undefined;
+      if (this.sink && !this.sending && !this.closed && this.pending.size > 0) void this.sendBatch(this.sink);
+    }, this.lingerMs);
   }
 
   private async sendBatch(sink: StatusSink): Promise<void> {
@@ -94,7 +110,9 @@ export class BatchingStatusReporter implements StatusReporter {
     }
     for (const u of batch) this.pending.delete(u.taskId);
     try {
+      trace('report-send', { updates: batch.length });
       await sink(batch);
+      trace('report-ack', { updates: batch.length, running: batch.filter((u) => u.status?.state === 'RUNNING').length });
       this.failures = 0;
     } catch (err) {
       // Put back what was not superseded meanwhile, ahead of newer updates.
@@ -110,7 +128,6 @@ export class BatchingStatusReporter implements StatusReporter {
           this.retryTimer = undefined;
           this.kick();
         }, delay);
-        this.retryTimer.unref();
       }
     } finally {
       this.sending = false;
@@ -123,7 +140,7 @@ export class BatchingStatusReporter implements StatusReporter {
 /** Keeps every report, in order: for tests, and for anything that wants to watch statuses locally. */
 export class MemoryStatusReporter implements StatusReporter {
   readonly history: TaskStatusUpdate[] = [];
-  private readonly events = new EventEmitter();
+  private readonly events = new EventEmitter().setMaxListeners(0); // one waiter per task is normal
 
   report(taskId: string, status: TaskStatus): void {
     this.history.push({ taskId, status: structuredClone(status) });

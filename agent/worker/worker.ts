@@ -12,17 +12,20 @@
 //   for await (const msg of assignmentsStream) await worker.applyAssignments(msg);
 //   await worker.close();                      // on shutdown: containers keep running
 import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { AssignmentChange, AssignmentsMessage } from '../../proto/gen/dispatcher.js';
 import type { Task, TaskStatus } from '../../proto/gen/objects.js';
 import { NoSuchContainerError, type Runtime } from '../runtime/runtime.js';
 import { TaskController } from './controller.js';
+import { Limiter } from './limiter.js';
 import type { ImageProvider } from './images.js';
 import { containerIdFor, LABEL_TASK_ID } from './naming.js';
 import { NetnsNetworkAttacher, type NetworkAttacher } from './network.js';
 import type { StatusReporter } from './reporter.js';
 import { before, emptyStatus } from './states.js';
 import { TaskDb } from './taskdb.js';
+import { trace } from './trace.js';
 
 export interface WorkerOptions {
   /** Holds tasks.json and the containers' root filesystem mount points (rootfs/<container id>). */
@@ -32,6 +35,8 @@ export interface WorkerOptions {
   reporter: StatusReporter;
   /** Default: a named netns with loopback only per task (NetnsNetworkAttacher). */
   network?: NetworkAttacher;
+  /** Tasks preparing or starting their containers at once; default four per CPU, at least 8. */
+  maxConcurrentStarts?: number;
   now?: () => number;
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -52,6 +57,7 @@ export class Worker {
   private readonly removing = new Map<string, Promise<void>>();
   private readonly db: TaskDb;
   private readonly network: NetworkAttacher;
+  private readonly limiter: Limiter;
   private readonly now: () => number;
   private readonly log: (message: string, fields: Record<string, unknown>) => void;
   private lock: Promise<void> = Promise.resolve();
@@ -62,6 +68,7 @@ export class Worker {
   constructor(private readonly options: WorkerOptions) {
     this.db = new TaskDb(join(options.dataDir, 'tasks.json'));
     this.network = options.network ?? new NetnsNetworkAttacher();
+    this.limiter = new Limiter(options.maxConcurrentStarts ?? Math.max(8, 4 * availableParallelism()));
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => undefined);
   }
@@ -81,6 +88,7 @@ export class Worker {
 
   /** Applies one message of the dispatcher's Assignments stream. */
   applyAssignments(message: AssignmentsMessage): Promise<void> {
+    trace('assignments', { type: message.type, changes: message.changes.length });
     if (message.type === 'COMPLETE') {
       const tasks = message.changes.filter((c) => c.action === 'UPDATE' && c.task).map((c) => c.task as Task);
       return this.assign(tasks).then(() => {
@@ -190,6 +198,7 @@ export class Worker {
         runtime: this.options.runtime,
         images: this.options.images,
         network: this.network,
+        limiter: this.limiter,
         rootfsDir: join(this.options.dataDir, 'rootfs'),
         now: this.now,
         log: this.log,

@@ -1,12 +1,15 @@
 // overlayfs mounts through util-linux's mount(8): node has no mount(2). Lower directories are
 // passed relative to a common parent (mount runs with that as its cwd) so that deep images fit
 // in the one page of mount options the kernel accepts.
-import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { promisify } from 'node:util';
+import { spawner } from '../spawner.js';
 
-const execFileP = promisify(execFile);
+/** util-linux's, by path: the helper shell (busybox) would run its own applet for a bare name. */
+const tool = (name: string): string => ['/usr/bin/', '/bin/', '/usr/sbin/', '/sbin/'].map((d) => d + name).find((p) => existsSync(p)) ?? name;
+const MOUNT = tool('mount');
+const UMOUNT = tool('umount');
 
 export interface OverlayOptions {
   /** Layer directories, topmost first. */
@@ -30,12 +33,9 @@ export async function mountOverlay(target: string, o: OverlayOptions): Promise<v
   const lower = o.lowerDirs.map((d) => relative(o.lowerBase, d)).join(':');
   const options = `lowerdir=${lower},upperdir=${o.upperDir},workdir=${o.workDir}${o.readOnly ? ',ro' : ''}`;
   if (options.length > maxOptions) throw new Error(`image has too many layers (${o.lowerDirs.length}) for one overlay mount`);
-  try {
-    await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd: o.lowerBase });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`mounting overlay at ${target} failed: ${(e.stderr ?? e.message).trim()}`);
-  }
+  // Through the helper shell (agent/runtime/spawner.ts): no fork of the daemon per container.
+  const r = await spawner.run(MOUNT, ['-t', 'overlay', 'overlay', '-o', options, target], { cwd: o.lowerBase });
+  if (r.code !== 0) throw new Error(`mounting overlay at ${target} failed: ${(r.stderr || `${MOUNT} exited with status ${r.code}`).trim()}`);
 }
 
 /** Mount points (decoded from /proc/self/mounts' octal escapes). */
@@ -54,9 +54,7 @@ export async function isMountPoint(path: string): Promise<boolean> {
 /** Unmounts if mounted; a lazy detach as a last resort so a busy rootfs never blocks cleanup. */
 export async function unmount(target: string): Promise<void> {
   if (!(await isMountPoint(target))) return;
-  try {
-    await execFileP('umount', [target]);
-  } catch {
-    await execFileP('umount', ['-l', target]);
-  }
+  if ((await spawner.run(UMOUNT, [target])).code === 0) return;
+  const lazy = await spawner.run(UMOUNT, ['-l', target]);
+  if (lazy.code !== 0) throw new Error(`unmounting ${target} failed: ${lazy.stderr.trim() || `${UMOUNT} exited with status ${lazy.code}`}`);
 }

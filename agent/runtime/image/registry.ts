@@ -208,7 +208,12 @@ export class RegistryClient {
     });
     const tmp = `${dest}.part-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
-      await pipeline(res.body, counter, createWriteStream(tmp));
+      try {
+        await pipeline(res.body, counter, createWriteStream(tmp));
+      } catch (err) {
+        // Node says only "aborted" or "terminated" when the connection drops mid-body.
+        throw new RegistryError(`${what}: download interrupted after ${n}${size !== undefined ? ` of ${size}` : ''} bytes (${(err as Error).message})`);
+      }
       const got = 'sha256:' + hash.digest('hex');
       if (got !== digest) throw new RegistryError(`${what}: downloaded content hashes to ${got}`);
       if (size !== undefined && n !== size) throw new RegistryError(`${what}: got ${n} bytes, manifest says ${size}`);

@@ -155,6 +155,8 @@ export class ImageStore {
   private readonly extracting = new Map<string, Promise<void>>();
   /** Pulls and loads under way: their blobs are not in any record yet, so GC must wait. */
   private importsInFlight = 0;
+  /** An import failed (or a removal came) while imports ran: collect once the last one ends. */
+  private garbagePending = false;
   private readonly blobsDir: string;
   private readonly layersDir: string;
   private readonly containersDir: string;
@@ -184,14 +186,16 @@ export class ImageStore {
 
   private async initState(): Promise<StoreState> {
     for (const d of [this.blobsDir, this.layersDir, this.containersDir, this.tmpDir]) await mkdir(d, { recursive: true });
-    // Leftovers of a crash mid-download or mid-unpack: nothing refers to them.
-    for (const name of await readdir(this.tmpDir)) await rm(join(this.tmpDir, name), { recursive: true, force: true });
+    let state: StoreState;
     try {
-      return parseJson<StoreState>(await readFile(this.stateFile), this.stateFile);
+      state = parseJson<StoreState>(await readFile(this.stateFile), this.stateFile);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return { images: {} };
+      state = { images: {} };
     }
+    // A pull or load cut short by a crash left its blobs and layers (and tmp files) behind.
+    await this.sweep(state);
+    return state;
   }
 
   /** Runs `fn` with the state, one at a time, and saves it afterwards (atomically). */
@@ -409,13 +413,29 @@ export class ImageStore {
     const key = formatReference(parsed);
     const existing = this.pulling.get(key);
     if (existing) return existing;
-    this.importsInFlight++;
-    const p = this.doPull(parsed, options).finally(() => {
-      this.importsInFlight--;
-      this.pulling.delete(key);
-    });
+    const p = this.importing(() => this.doPull(parsed, options)).finally(() => this.pulling.delete(key));
     this.pulling.set(key, p);
     return p;
+  }
+
+  /**
+   * Runs a pull or load. One that fails (a digest mismatch, a registry gone, a connection cut)
+   * leaves the blobs and layers it fetched before failing, which no image refers to: they are
+   * collected as soon as no other import is under way (one might be about to use them).
+   */
+  private async importing<T>(fn: () => Promise<T>): Promise<T> {
+    this.importsInFlight++;
+    try {
+      return await fn();
+    } catch (err) {
+      this.garbagePending = true;
+      throw err;
+    } finally {
+      this.importsInFlight--;
+      if (this.importsInFlight === 0 && this.garbagePending) {
+        await this.collectGarbage().catch(() => undefined);
+      }
+    }
   }
 
   private async doPull(ref: ReturnType<typeof parseReference>, options: PullOptions): Promise<ImageRecord> {
@@ -470,15 +490,15 @@ export class ImageStore {
       throw new Error(`cannot load images from ${path}: no such file or directory`);
     });
     const work = this.tmpPath('load');
-    this.importsInFlight++;
-    try {
-      if (st.isDirectory()) return await this.loadDir(resolve(path), options.reference, basename(resolve(path)));
-      await extractArchive(path, work);
-      return await this.loadDir(work, options.reference, basename(path).replace(/(\.tar)?(\.gz|\.tgz)?$/, '') || 'image');
-    } finally {
-      this.importsInFlight--;
-      await rm(work, { recursive: true, force: true });
-    }
+    return this.importing(async () => {
+      try {
+        if (st.isDirectory()) return await this.loadDir(resolve(path), options.reference, basename(resolve(path)));
+        await extractArchive(path, work);
+        return await this.loadDir(work, options.reference, basename(path).replace(/(\.tar)?(\.gz|\.tgz)?$/, '') || 'image');
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    });
   }
 
   private async loadDir(dir: string, reference: string | undefined, fallbackRepo: string): Promise<ImageRecord[]> {
@@ -586,28 +606,36 @@ export class ImageStore {
 
   /** Deletes layers and blobs that no image and no prepared rootfs refer to. */
   private async collectGarbage(): Promise<void> {
-    // An import's blobs belong to no record until it commits; the next removal collects instead.
-    if (this.importsInFlight > 0) return;
-    await this.mutate(async (s) => {
-      const keepChains = new Set<string>();
-      const keepBlobs = new Set<string>();
-      for (const img of Object.values(s.images)) {
-        keepBlobs.add(img.manifestDigest);
-        keepBlobs.add(img.id);
-        for (const l of img.layers) {
-          keepChains.add(digestHex(l.chainId));
-          keepBlobs.add(l.digest);
-        }
+    // An import's blobs belong to no record until it commits: the last import to end collects.
+    if (this.importsInFlight > 0) {
+      this.garbagePending = true;
+      return;
+    }
+    await this.mutate((s) => this.sweep(s));
+  }
+
+  /** The garbage collection itself; only while no import runs (their blobs and tmp files look unused). */
+  private async sweep(s: StoreState): Promise<void> {
+    this.garbagePending = false;
+    const keepChains = new Set<string>();
+    const keepBlobs = new Set<string>();
+    for (const img of Object.values(s.images)) {
+      keepBlobs.add(img.manifestDigest);
+      keepBlobs.add(img.id);
+      for (const l of img.layers) {
+        keepChains.add(digestHex(l.chainId));
+        keepBlobs.add(l.digest);
       }
-      for (const r of await this.rootfsRecords()) for (const c of r.chainIds) keepChains.add(digestHex(c));
-      for (const name of await readdir(this.layersDir)) {
-        if (!keepChains.has(name) && !this.extracting.has(`sha256:${name}`)) await rm(join(this.layersDir, name), { recursive: true, force: true });
-      }
-      const keepHex = new Set([...keepBlobs].map(digestHex));
-      for (const name of await readdir(this.blobsDir)) {
-        if (!keepHex.has(name) && !this.downloading.has(`sha256:${name}`)) await rm(join(this.blobsDir, name), { force: true });
-      }
-    });
+    }
+    for (const r of await this.rootfsRecords()) for (const c of r.chainIds) keepChains.add(digestHex(c));
+    for (const name of await readdir(this.layersDir)) {
+      if (!keepChains.has(name) && !this.extracting.has(`sha256:${name}`)) await rm(join(this.layersDir, name), { recursive: true, force: true });
+    }
+    const keepHex = new Set([...keepBlobs].map(digestHex));
+    for (const name of await readdir(this.blobsDir)) {
+      if (!keepHex.has(name) && !this.downloading.has(`sha256:${name}`)) await rm(join(this.blobsDir, name), { force: true });
+    }
+    for (const name of await readdir(this.tmpDir)) await rm(join(this.tmpDir, name), { recursive: true, force: true });
   }
 
   // ------------------------------------------------------------------------------------------

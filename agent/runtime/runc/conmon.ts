@@ -3,9 +3,13 @@
 // `runc create`, holds the container's stdio (writing it to a k8s-file log), and when the
 // container exits writes the exit code to <exit-dir>/<id> atomically (write + rename) before it
 // quits. We learn the container's pid, or runc's error, over the sync pipe (_OCI_SYNCPIPE).
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
+import { constants, existsSync, open } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { spawner } from '../spawner.js';
+
+const MKFIFO = ['/usr/bin/mkfifo', '/bin/mkfifo'].find((p) => existsSync(p)) ?? 'mkfifo';
 
 export interface ConmonOptions {
   conmonPath: string;
@@ -59,17 +63,23 @@ export function parseSyncMessage(text: string): { data: number; message?: string
 }
 
 export async function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
-  const child = spawn(o.conmonPath, conmonArgs(o), {
-    cwd: o.bundle,
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    env: { ...process.env, _OCI_SYNCPIPE: '3' },
-  });
-  const sync = child.stdio[3] as Socket;
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  // The sync pipe is a FIFO in the bundle, so that conmon can be started by the helper shell
+  // (agent/runtime/spawner.ts: no fork of the daemon) with the FIFO as its descriptor 3.
+  const fifo = join(o.bundle, 'sync.fifo');
+  await rm(fifo, { force: true });
+  const made = await spawner.run(MKFIFO, ['-m', '600', fifo]);
+  if (made.code !== 0) throw new Error(`conmon for ${o.id}: cannot make its sync pipe ${fifo}: ${made.stderr.trim()}`);
+  // Opened for reading first (non-blocking), so the shell's open for writing does not wait.
+  const fd = await new Promise<number>((resolve, reject) => open(fifo, constants.O_RDONLY | constants.O_NONBLOCK, (err, f) => (err ? reject(err) : resolve(f))));
+  const sync = new Socket({ fd, readable: true, writable: false });
   let syncText = '';
   try {
+    const ran = spawner.run(o.conmonPath, conmonArgs(o), { cwd: o.bundle, env: { _OCI_SYNCPIPE: '3' }, fds: { 3: fifo } });
+    // conmon's stderr (and status) once its first process has gone (it daemonizes at once).
+    const failure = async (): Promise<string> => {
+      const r = await ran.catch((e: unknown) => ({ code: -1, stdout: '', stderr: (e as Error).message }));
+      return r.stderr.trim() || (r.code === 127 ? `cannot run conmon (${o.conmonPath})` : `conmon exited with status ${r.code}`);
+    };
     const message = await new Promise<{ data: number; message?: string }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`conmon for ${o.id}: no answer within ${o.timeoutMs ?? 60000} ms`)), o.timeoutMs ?? 60000);
       const done = (fn: () => void): void => {
@@ -85,10 +95,9 @@ export async function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
       sync.on('close', () => {
         const m = parseSyncMessage(syncText);
         if (m) done(() => resolve(m));
-        else done(() => reject(new Error(`conmon for ${o.id} failed: ${stderr.trim() || 'no message on the sync pipe'}`)));
+        else void failure().then((why) => done(() => reject(new Error(`conmon for ${o.id} failed: ${why}`))));
       });
       sync.on('error', (err) => done(() => reject(err)));
-      child.on('error', (err) => done(() => reject(new Error(`cannot run conmon (${o.conmonPath}): ${err.message}`))));
     });
     if (message.data < 0) {
       throw new Error(`creating container ${o.id} failed: ${cleanRuncMessage(message.message ?? 'unknown error')}`);
@@ -97,8 +106,7 @@ export async function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
     return { containerPid: message.data, conmonPid };
   } finally {
     sync.destroy();
-    child.stderr?.destroy();
-    child.unref();
+    await rm(fifo, { force: true });
   }
 }
 

@@ -2,19 +2,20 @@
 // under the root dir, runc's state and conmon's exit files, so a new instance over the same root
 // (after the agent was killed, say) sees exactly what the old one saw, including exit codes of
 // containers that died while no agent ran.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readLogs } from '../logs/reader.js';
 import { rotateIfNeeded } from '../logs/rotate.js';
 import {
+  ExecUserError,
   NoSuchContainerError,
   type ContainerInfo,
   type ContainerSpec,
   type ExecOptions,
-  type ExecResult,
+  type ExecSession,
   type ExitStatus,
   type LogEntry,
   type LogOptions,
@@ -23,9 +24,10 @@ import {
 } from '../runtime.js';
 import { writeHostFiles } from '../spec/hostfiles.js';
 import { buildOciConfig } from '../spec/oci.js';
-import { normalizeSignal, signalNumber } from '../spec/signals.js';
+import { normalizeSignal } from '../spec/signals.js';
 import { resolveUser } from '../spec/user.js';
 import { isConmonAlive, startConmon } from './conmon.js';
+import { ExecProcess } from './exec.js';
 import { Layout, validateId, type ContainerPaths } from './layout.js';
 import { Runc, RuncError, type RuncState } from './runc.js';
 
@@ -40,6 +42,8 @@ export interface RuncRuntimeOptions {
   logRotateIntervalMs?: number;
   /** How often wait() and follow() look for an exit. Default 100 ms. */
   pollMs?: number;
+  /** How often wait() looks anyway while inotify watches the exit directory. Default 1 s. */
+  watchPollMs?: number;
 }
 
 /** What we store beside the bundle: the spec as given, and times runc does not keep. */
@@ -53,7 +57,6 @@ interface Meta {
 }
 
 const DEFAULT_GRACE_MS = 10_000;
-const DEFAULT_MAX_OUTPUT = 1024 * 1024;
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -77,8 +80,10 @@ export class RuncRuntime implements Runtime {
   private readonly runcPath: string;
   private readonly cgroupParent: string;
   private readonly pollMs: number;
+  private readonly watchPollMs: number;
   private rotateTimer: NodeJS.Timeout | undefined;
   private rotating = false;
+  private dirsMade: Promise<void> | undefined;
 
   constructor(options: RuncRuntimeOptions) {
     this.layout = new Layout(options.root);
@@ -87,6 +92,7 @@ export class RuncRuntime implements Runtime {
     this.runc = new Runc(this.runcPath, this.layout.runcRoot);
     this.cgroupParent = (options.cgroupParent ?? '/shoal').replace(/\/+$/, '');
     this.pollMs = options.pollMs ?? 100;
+    this.watchPollMs = options.watchPollMs ?? 1000;
     const every = options.logRotateIntervalMs ?? 1000;
     if (every > 0) {
       this.rotateTimer = setInterval(() => void this.rotateAllLogs().catch(() => undefined), every);
@@ -109,8 +115,17 @@ export class RuncRuntime implements Runtime {
   async create(spec: ContainerSpec): Promise<ContainerInfo> {
     validateId(spec.id);
     const paths = this.layout.container(spec.id);
-    await mkdir(this.layout.containersDir, { recursive: true });
-    await Promise.all([mkdir(this.layout.runcRoot, { recursive: true }), mkdir(this.layout.socketDir, { recursive: true })]);
+    this.dirsMade ??= Promise.all([
+      mkdir(this.layout.containersDir, { recursive: true }),
+      mkdir(this.layout.runcRoot, { recursive: true }),
+      mkdir(this.layout.socketDir, { recursive: true }),
+    ]).then(() => undefined);
+    await this.dirsMade.catch((err: unknown) => {
+      this.dirsMade = undefined;
+      throw err;
+    });
+    let meta: Meta;
+    let containerPid: number;
     try {
       await mkdir(paths.dir);
     } catch (err) {
@@ -135,7 +150,7 @@ export class RuncRuntime implements Runtime {
         cgroupsPath: this.cgroupPath(spec.id),
       });
       await writeFile(paths.config, JSON.stringify(config, null, 2));
-      const meta: Meta = { id: spec.id, name: spec.name ?? spec.id, spec, createdAt: new Date().toISOString() };
+      meta = { id: spec.id, name: spec.name ?? spec.id, spec, createdAt: new Date().toISOString() };
       await writeJsonAtomic(paths.meta, meta);
       const started = await startConmon({
         conmonPath: this.conmonPath,
@@ -150,13 +165,16 @@ export class RuncRuntime implements Runtime {
         exitDir: paths.exitDir,
         socketDir: this.layout.socketDir,
       });
-      await writeJsonAtomic(paths.meta, { ...meta, conmonPid: started.conmonPid });
+      meta = { ...meta, conmonPid: started.conmonPid };
+      await writeJsonAtomic(paths.meta, meta);
+      containerPid = started.containerPid;
     } catch (err) {
       await this.runc.delete(spec.id, true).catch(() => undefined);
       await rm(paths.dir, { recursive: true, force: true });
       throw err;
     }
-    return this.inspect(spec.id);
+    // conmon answered with runc's pid: the container is created (no need to ask runc again).
+    return { id: spec.id, name: meta.name, status: 'created', pid: containerPid, createdAt: new Date(meta.createdAt), labels: spec.labels ?? {}, rootfs: spec.rootfs };
   }
 
   async start(id: string): Promise<void> {
@@ -200,7 +218,7 @@ export class RuncRuntime implements Runtime {
   }
 
   async inspect(id: string): Promise<ContainerInfo> {
-    return this.describe(id, (cid) => this.runc.state(cid).catch(() => undefined));
+    return this.describe(id, (cid) => this.runc.quickState(cid).catch(() => undefined));
   }
 
   /** inspect() with the runc state lookup supplied, so list() can ask runc once for all. */
@@ -215,11 +233,11 @@ export class RuncRuntime implements Runtime {
       rootfs: meta.spec.rootfs,
       ...(meta.startedAt ? { startedAt: new Date(meta.startedAt) } : {}),
     };
-    if (await exists(paths.oom)) base.oomKilled = true;
-    const exit = await this.readExit(paths);
+    // Every source at once (the worker asks this for each task as it starts): the late re-read
+    // of the exit file below covers conmon writing it between these looks.
+    const [oom, exit, state, monitored] = await Promise.all([exists(paths.oom), this.readExit(paths), runcState(id), this.conmonAlive(paths, meta)]);
+    if (oom) base.oomKilled = true;
     if (exit) return { ...base, status: 'exited', exitCode: exit.exitCode, finishedAt: exit.finishedAt };
-    const state = await runcState(id);
-    const monitored = await this.conmonAlive(paths, meta);
     if (state && (state.status === 'created' || state.status === 'running' || state.status === 'paused')) {
       return { ...base, status: state.status, pid: state.pid };
     }
@@ -260,19 +278,45 @@ export class RuncRuntime implements Runtime {
 
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
     const { paths, meta } = await this.load(id);
-    for (;;) {
-      options.signal?.throwIfAborted();
-      const exit = await this.readExit(paths);
-      if (exit) return exit;
-      if (!(await this.conmonAlive(paths, meta))) {
-        const late = await this.readExit(paths);
-        if (late) return late;
-        const info = await this.inspect(id);
-        if (info.status !== 'running' && info.status !== 'created' && info.status !== 'paused') {
-          throw new Error(`container ${id}: ${info.error ?? 'exit code unavailable'}`);
+    // conmon renames the exit file into exits/ when the container ends: inotify on that directory
+    // says so at once. A slow poll stays as the safety net (conmon killed before writing it);
+    // without a watch, the fast poll. Fifty running tasks polled ten times a second each were
+    // the agent's main idle cost.
+    let wake: (() => void) | undefined;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(paths.exitDir, () => wake?.());
+      watcher.on('error', () => undefined);
+    } catch {
+      watcher = undefined;
+    }
+    try {
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const exit = await this.readExit(paths);
+        if (exit) return exit;
+        if (!(await this.conmonAlive(paths, meta))) {
+          const late = await this.readExit(paths);
+          if (late) return late;
+          const info = await this.inspect(id);
+          if (info.status !== 'running' && info.status !== 'created' && info.status !== 'paused') {
+            throw new Error(`container ${id}: ${info.error ?? 'exit code unavailable'}`);
+          }
         }
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', done);
+            wake = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, watcher ? this.watchPollMs : this.pollMs);
+          options.signal?.addEventListener('abort', done, { once: true });
+          wake = done;
+        });
       }
-      await sleep(this.pollMs, undefined, options.signal ? { signal: options.signal } : {});
+    } finally {
+      watcher?.close();
     }
   }
 
@@ -369,66 +413,37 @@ export class RuncRuntime implements Runtime {
 
   // ---- exec ----
 
-  async exec(id: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
-    if (options.tty) throw new Error('exec with a tty is not supported yet (needs a console socket); run without tty');
+  /**
+   * Starts argv inside the running container as `runc exec` does, with the container's own
+   * process settings (capabilities, rlimits, env, user, cwd) and the options' changes; stdio
+   * streams through the returned session (agent/runtime/runc/exec.ts has how a tty works).
+   */
+  async exec(id: string, argv: string[], options: ExecOptions = {}): Promise<ExecSession> {
     if (argv.length === 0) throw new Error('exec needs a command');
     const { paths, meta } = await this.load(id);
     const info = await this.inspect(id);
     if (info.status !== 'running') throw new Error(`cannot exec in container ${id}: it is ${info.status}, not running`);
-    const args = ['--root', this.layout.runcRoot, 'exec'];
-    const pidFile = join(paths.dir, `exec-${randomBytes(6).toString('hex')}.pid`);
-    args.push('--pid-file', pidFile);
-    for (const e of options.env ?? []) args.push('--env', e);
-    if (options.cwd) args.push('--cwd', options.cwd);
-    if (options.user !== undefined) {
-      const u = await resolveUser(meta.spec.rootfs, options.user);
-      args.push('--user', `${u.uid}:${u.gid}`);
-      for (const g of u.additionalGids) args.push('--additional-gids', String(g));
-    }
-    args.push(id, ...argv);
-    const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
-    try {
-      return await new Promise<ExecResult>((resolve, reject) => {
-        const child = spawn(this.runcPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        const out: Buffer[] = [];
-        const err: Buffer[] = [];
-        let outLen = 0;
-        let errLen = 0;
-        let timedOut = false;
-        child.stdout.on('data', (d: Buffer) => {
-          if (outLen < max) out.push(d.subarray(0, max - outLen));
-          outLen += d.length;
-        });
-        child.stderr.on('data', (d: Buffer) => {
-          if (errLen < max) err.push(d.subarray(0, max - errLen));
-          errLen += d.length;
-        });
-        const timer =
-          options.timeoutMs !== undefined
-            ? setTimeout(() => {
-                timedOut = true;
-                // Killing runc exec would leave the process running in the container: kill it by pid.
-                void readFile(pidFile, 'utf8')
-                  .then((p) => process.kill(Number(p.trim()), 'SIGKILL'))
-                  .catch(() => child.kill('SIGKILL'));
-              }, options.timeoutMs)
-            : undefined;
-        child.on('error', (e) => {
-          if (timer) clearTimeout(timer);
-          reject(new Error(`cannot run runc exec: ${e.message}`));
-        });
-        child.on('close', (code, sig) => {
-          if (timer) clearTimeout(timer);
-          resolve({
-            exitCode: code ?? 128 + signalNumber(sig ?? 'SIGKILL'),
-            stdout: Buffer.concat(out).toString(),
-            stderr: Buffer.concat(err).toString(),
-            timedOut,
-          });
-        });
-      });
-    } finally {
-      await rm(pidFile, { force: true });
-    }
+    const wanted = options.user;
+    const user = wanted
+      ? await resolveUser(meta.spec.rootfs, wanted).catch((err: unknown) => {
+          throw new ExecUserError(wanted, (err as Error).message);
+        })
+      : undefined;
+    const bundle = JSON.parse(await readFile(paths.config, 'utf8')) as { process?: Record<string, unknown> };
+    return ExecProcess.start({
+      runcPath: this.runcPath,
+      runcRoot: this.layout.runcRoot,
+      containerId: id,
+      baseProcess: bundle.process ?? {},
+      argv,
+      tty: options.tty ?? false,
+      stdin: options.stdin ?? false,
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(user ? { user } : {}),
+      ...(options.size ? { size: options.size } : {}),
+      // Inside the container's directory: removed with the container if the agent dies mid-exec.
+      workDir: join(paths.dir, `exec-${randomBytes(6).toString('hex')}`),
+    });
   }
 }

@@ -4,13 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { HealthMonitor, type HealthStatus } from '../../../agent/runtime/health.js';
+import { runExec } from '../../../agent/runtime/runtime.js';
 import { setupRuntime } from './harness.js';
 
 test('health monitor: starting → healthy → unhealthy when the check begins to fail', async (t) => {
   const { runtime, rootfs } = await setupRuntime(t);
   await runtime.create({ id: 'svc', rootfs, command: ['sh', '-c', 'touch /tmp/ok; exec sleep 1000'] });
   await runtime.start('svc');
-  const monitor = new HealthMonitor((argv, opts) => runtime.exec('svc', argv, opts), {
+  const monitor = new HealthMonitor((argv, opts) => runExec(runtime, 'svc', argv, opts), {
     test: ['CMD-SHELL', 'test -e /tmp/ok'],
     intervalMs: 50,
     timeoutMs: 5000,
@@ -24,7 +25,7 @@ test('health monitor: starting → healthy → unhealthy when the check begins t
   const healthy = once(monitor, 'status');
   assert.equal((await healthy)[0], 'healthy');
   const unhealthy = once(monitor, 'status');
-  await runtime.exec('svc', ['rm', '/tmp/ok']);
+  await runExec(runtime, 'svc', ['rm', '/tmp/ok']);
   const [status, result] = (await unhealthy) as [HealthStatus, { exitCode: number } | undefined];
   assert.equal(status, 'unhealthy');
   assert.equal(result?.exitCode, 1);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { capabilityBit } from '../../../agent/runtime/spec/capabilities.js';
 import type { RuncRuntime } from '../../../agent/runtime/runc/runtime.js';
 import { logLines, setupRuntime } from './harness.js';
+import { runExec } from '../../../agent/runtime/runtime.js';
 
 async function run(runtime: RuncRuntime, spec: Parameters<RuncRuntime['create']>[0]): Promise<{ exitCode: number; lines: string[] }> {
   await runtime.create(spec);
@@ -210,18 +211,42 @@ test('exec: output, exit code, env, user, timeout', async (t) => {
   const { runtime, rootfs } = await setupRuntime(t);
   await runtime.create({ id: 'target', rootfs, env: ['BASE=1'], command: ['sleep', '1000'] });
   await runtime.start('target');
-  const r = await runtime.exec('target', ['sh', '-c', 'echo out $BASE $EXTRA; echo err >&2; exit 5'], { env: ['EXTRA=2'] });
+  const r = await runExec(runtime, 'target', ['sh', '-c', 'echo out $BASE $EXTRA; echo err >&2; exit 5'], { env: ['EXTRA=2'] });
   assert.deepEqual(r, { exitCode: 5, stdout: 'out 1 2\n', stderr: 'err\n', timedOut: false });
-  const who = await runtime.exec('target', ['id', '-u'], { user: 'app' });
+  const who = await runExec(runtime, 'target', ['id', '-u'], { user: 'app' });
   assert.equal(who.stdout, '1000\n');
-  const slow = await runtime.exec('target', ['sleep', '100'], { timeoutMs: 200 });
+  await assert.rejects(runtime.exec('target', ['id'], { user: 'nobody-here' }), /unable to find user "nobody-here"/);
+  const slow = await runExec(runtime, 'target', ['sleep', '100'], { timeoutMs: 200 });
   assert.equal(slow.timedOut, true);
   assert.notEqual(slow.exitCode, 0);
-  const ps = await runtime.exec('target', ['ps', '-o', 'comm']);
+  const ps = await runExec(runtime, 'target', ['ps', '-o', 'comm']);
   assert.deepEqual(ps.stdout.trim().split('\n').slice(1).sort(), ['ps', 'sleep'], 'the timed-out exec process was killed');
-  await assert.rejects(runtime.exec('target', ['true'], { tty: true }), /tty is not supported/);
+  const tty = await runExec(runtime, 'target', ['tty'], { tty: true });
+  assert.match(tty.stdout, /^\/dev\/pts\/\d+\r*\n$/, 'a terminal inside the container');
   await runtime.stop('target', { graceMs: 100 });
   await assert.rejects(runtime.exec('target', ['true']), /it is exited, not running/);
+});
+
+test('exec streams: output arrives while the process runs, input reaches it, the exit code comes last', async (t) => {
+  const { runtime, rootfs } = await setupRuntime(t);
+  await runtime.create({ id: 'chat', rootfs, command: ['sleep', '1000'] });
+  await runtime.start('chat');
+  const session = await runtime.exec('chat', ['sh', '-c', 'echo ready; read line; echo "got $line"; echo bye >&2; exit 4'], { stdin: true });
+  const out: string[] = [];
+  const err: string[] = [];
+  session.stderr.on('data', (d: Buffer) => err.push(d.toString()));
+  // The first line comes while the command still waits for input: nothing is held back to the end.
+  await new Promise<void>((resolve) =>
+    session.stdout.on('data', (d: Buffer) => {
+      out.push(d.toString());
+      if (out.join('').includes('ready\n')) resolve();
+    }),
+  );
+  session.write(Buffer.from('hello\n'));
+  session.closeStdin();
+  assert.equal(await session.exited, 4);
+  assert.equal(out.join(''), 'ready\ngot hello\n');
+  assert.equal(err.join(''), 'bye\n');
 });
 
 test("a failing runc create surfaces runc's message and leaves nothing behind", async (t) => {

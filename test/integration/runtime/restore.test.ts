@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { ContainerSpec } from '../../../agent/runtime/runtime.js';
+import { runExec, type ContainerSpec } from '../../../agent/runtime/runtime.js';
 import { logLines, setupRuntime, type RuntimeFixture } from './harness.js';
 
 const AGENT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'agent-process.js');
@@ -68,7 +68,7 @@ test('containers survive SIGKILL of the agent that started them; a fresh runtime
   );
   assert.equal(list[1].pid, pid);
   // The re-attached runtime fully controls it: exec, logs, stop with its exit code.
-  assert.equal((await fresh.exec('orphan', ['echo', 'still here'])).stdout, 'still here\n');
+  assert.equal((await runExec(fresh, 'orphan', ['echo', 'still here'])).stdout, 'still here\n');
   assert.equal((await fresh.stop('orphan')).exitCode, 7);
   assert.deepEqual(await logLines(fresh, 'orphan'), ['up']);
   assert.equal((await fresh.stop('long', { graceMs: 100 })).exitCode, 137);

@@ -2,6 +2,7 @@
 // a network namespace per task. Each test drives tasks the way the dispatcher's assignments would.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,7 @@ import { NoSuchContainerError } from '../../../agent/runtime/runtime.js';
 import { containerIdFor } from '../../../agent/worker/naming.js';
 import type { Task, TaskState } from '../../../proto/gen/objects.js';
 import { logLines } from '../runtime/harness.js';
-import { makeTask, withDesired } from '../../unit/worker/tasks.js';
+import { makeTask, onNetwork, withDesired } from '../../unit/worker/tasks.js';
 import { waitFor } from '../../support/wait.js';
 import type { WorkerProcessRequest } from './fixtures/worker-process.js';
 import { disposeImageStore, mountsUnder, netnsWithPrefix, setupWorker } from './harness.js';
@@ -26,7 +27,8 @@ function shellTask(id: string, script: string, extra: Parameters<typeof makeTask
 
 test('a task that exits 0 goes ASSIGNED → … → RUNNING → COMPLETE, in its own netns with loopback up', async (t) => {
   const f = await setupWorker(t);
-  await f.worker.assign([shellTask('ok1', 'echo hi; ip -o link show lo; exit 0')]);
+  // On no network: the namespace is the one runc makes (no named one from the attacher).
+  await f.worker.assign([shellTask('ok1', 'echo hi; ip -o link show lo; readlink /proc/self/ns/net; exit 0')]);
   const done = await f.reporter.waitForState('ok1', 'COMPLETE');
   assert.deepEqual(f.reporter.states('ok1'), [...LIFECYCLE, 'COMPLETE']);
   assert.equal(done.container?.exitCode, 0);
@@ -35,6 +37,9 @@ test('a task that exits 0 goes ASSIGNED → … → RUNNING → COMPLETE, in its
   const lines = await logLines(f.runtime, id);
   assert.equal(lines[0], 'hi');
   assert.match(lines[1] ?? '', /lo: <LOOPBACK,UP/);
+  assert.match(lines[2] ?? '', /^net:\[\d+\]$/);
+  assert.notEqual(lines[2], readlinkSync('/proc/self/ns/net'), 'not the host namespace');
+  assert.deepEqual(await netnsWithPrefix(f.netnsPrefix), [], 'no named namespace for a task on no network');
   const info = await f.runtime.inspect(id);
   assert.equal(info.name, 'web.1.ok1');
   assert.equal(info.labels['shoal.task.id'], 'ok1');
@@ -59,7 +64,7 @@ test('an image the node does not have: REJECTED with "No such image"', async (t)
 test('desired SHUTDOWN stops a long-running task with its stop signal → SHUTDOWN', async (t) => {
   const f = await setupWorker(t);
   // pid 1 ignores signals it has no handler for: the trap proves SIGUSR1 (the spec's) arrived.
-  const task = shellTask('stop1', "trap 'exit 7' USR1; sleep 1000 & wait", { stopSignal: 'USR1' });
+  const task = onNetwork(shellTask('stop1', "trap 'exit 7' USR1; sleep 1000 & wait", { stopSignal: 'USR1' }));
   await f.worker.assign([task]);
   await f.reporter.waitForState('stop1', 'RUNNING');
   await f.worker.assign([withDesired(task, 'SHUTDOWN')]);
@@ -71,7 +76,7 @@ test('desired SHUTDOWN stops a long-running task with its stop signal → SHUTDO
 
 test('a COMPLETE set without the task removes its container, rootfs mount and netns', async (t) => {
   const f = await setupWorker(t);
-  await f.worker.assign([shellTask('gone1', 'sleep 1000', { stopGracePeriodMs: 200 })]);
+  await f.worker.assign([onNetwork(shellTask('gone1', 'sleep 1000', { stopGracePeriodMs: 200 }))]);
   await f.reporter.waitForState('gone1', 'RUNNING');
   const id = containerIdFor('gone1');
   assert.equal((await mountsUnder(f.dataDir)).length, 1, 'the rootfs is mounted');

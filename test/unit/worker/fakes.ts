@@ -1,5 +1,6 @@
 // In-memory stand-ins for the worker's collaborators: a Runtime whose containers exit when the
 // test says so, an image provider with a fixed set of images, a network attacher that counts.
+import { Readable } from 'node:stream';
 import type { Task } from '../../../proto/gen/objects.js';
 import type { HealthCheckConfig } from '../../../agent/runtime/health.js';
 import {
@@ -8,6 +9,7 @@ import {
   type ContainerSpec,
   type ExecOptions,
   type ExecResult,
+  type ExecSession,
   type ExitStatus,
   type LogEntry,
   type Runtime,
@@ -119,9 +121,19 @@ export class FakeRuntime implements Runtime {
     return { async *[Symbol.asyncIterator]() {} };
   }
 
-  async exec(id: string, _argv: string[], _options?: ExecOptions): Promise<ExecResult> {
+  /** A session that plays back execResult: its output, then its exit code. */
+  async exec(id: string, _argv: string[], _options?: ExecOptions): Promise<ExecSession> {
     this.get(id);
-    return this.execResult;
+    const r = this.execResult;
+    return {
+      stdout: Readable.from(r.stdout ? [Buffer.from(r.stdout)] : []),
+      stderr: Readable.from(r.stderr ? [Buffer.from(r.stderr)] : []),
+      exited: Promise.resolve(r.exitCode),
+      write: () => undefined,
+      closeStdin: () => undefined,
+      resize: async () => undefined,
+      kill: async () => undefined,
+    };
   }
 
   async close(): Promise<void> {}

@@ -20,6 +20,24 @@ test('reports made together go out in one call, each task with its latest status
   reporter.report('a', st('PREPARING'));
   reporter.report('a', st('READY'));
   await reporter.flush();
+  // The first report waits a moment (lingerMs) for the others: one call for all of them.
+  assert.deepEqual(calls, [['b:ACCEPTED', 'a:READY']]);
+  assert.equal(reporter.backlog, 0);
+});
+
+test('without lingering, the first report goes at once and what comes meanwhile shares the next call', async () => {
+  const calls: string[][] = [];
+  const reporter = new BatchingStatusReporter(
+    async (batch) => {
+      calls.push(summary(batch));
+    },
+    { lingerMs: 0 },
+  );
+  reporter.report('a', st('ACCEPTED'));
+  reporter.report('b', st('ACCEPTED'));
+  reporter.report('a', st('PREPARING'));
+  reporter.report('a', st('READY'));
+  await reporter.flush();
   // The first report starts a call at once; what came while it ran shares the next one.
   assert.deepEqual(calls, [['a:ACCEPTED'], ['b:ACCEPTED', 'a:READY']]);
   assert.equal(reporter.backlog, 0);
@@ -29,7 +47,7 @@ test('a failed call is retried; newer statuses reported meanwhile win over the f
   const calls: string[][] = [];
   let fail = 1;
   const errors: unknown[] = [];
-  const reporter = new BatchingStatusReporter(undefined, { retryMs: 1, onError: (err) => errors.push(err) });
+  const reporter = new BatchingStatusReporter(undefined, { retryMs: 1, lingerMs: 0, onError: (err) => errors.push(err) });
   reporter.report('a', st('STARTING'));
   reporter.report('c', st('STARTING'));
   reporter.setSink(async (batch) => {

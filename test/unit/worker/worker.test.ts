@@ -10,7 +10,7 @@ import { MemoryStatusReporter } from '../../../agent/worker/reporter.js';
 import { AssignmentGapError, Worker } from '../../../agent/worker/worker.js';
 import { waitFor } from '../../support/wait.js';
 import { FakeImages, FakeNetwork, FakeRuntime } from './fakes.js';
-import { makeTask, withDesired } from './tasks.js';
+import { makeTask, onNetwork, withDesired } from './tasks.js';
 
 interface Rig {
   dir: string;
@@ -46,7 +46,7 @@ const LIFECYCLE = ['ASSIGNED', 'ACCEPTED', 'PREPARING', 'READY', 'STARTING', 'RU
 
 test('a task goes ASSIGNED → … → RUNNING, then COMPLETE when its container exits 0', async (t) => {
   const r = await rig(t);
-  const task = makeTask('t1', { command: ['sh', '-c', 'exit 0'] });
+  const task = onNetwork(makeTask('t1', { command: ['sh', '-c', 'exit 0'] }));
   await r.worker.assign([task]);
   const running = await r.reporter.waitForState('t1', 'RUNNING');
   assert.deepEqual(r.reporter.states('t1'), LIFECYCLE);
@@ -61,6 +61,18 @@ test('a task goes ASSIGNED → … → RUNNING, then COMPLETE when its container
   assert.deepEqual(r.network.released, [id], 'the network goes when the container has stopped');
   const stamps = r.reporter.statuses('t1').map((s) => s.timestamp);
   assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b), 'timestamps never go back');
+});
+
+test('a task on no network and publishing no port is not given to the network attacher', async (t) => {
+  const r = await rig(t);
+  await r.worker.assign([makeTask('t1')]);
+  await r.reporter.waitForState('t1', 'RUNNING');
+  const id = containerIdFor('t1');
+  assert.equal(r.network.attached.has(id), false, 'no network prepared');
+  assert.equal(r.runtime.containers.get(id)?.spec.netns, undefined, 'the runtime makes the container a namespace of its own');
+  await r.worker.assign([onNetwork(makeTask('t2'))]);
+  await r.reporter.waitForState('t2', 'RUNNING');
+  assert.ok(r.network.attached.has(containerIdFor('t2')), 'a task on a network is wired by the attacher');
 });
 
 test('a non-zero exit fails the task with Docker’s message and the exit code', async (t) => {
@@ -156,7 +168,7 @@ test('a stale copy from the manager never moves the observed state back', async 
 
 test('a COMPLETE set without a task removes its container, rootfs, network and record', async (t) => {
   const r = await rig(t);
-  await r.worker.assign([makeTask('t1'), makeTask('t2')]);
+  await r.worker.assign([onNetwork(makeTask('t1')), onNetwork(makeTask('t2'))]);
   await r.reporter.waitForState('t1', 'RUNNING');
   await r.reporter.waitForState('t2', 'RUNNING');
   await r.worker.assign([makeTask('t2')]);

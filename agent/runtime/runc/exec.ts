@@ -1,5 +1,5 @@
-// One `shoal exec` process: a command run by `runc exec` inside a running container, with its
-// stdio streamed instead of collected (the runtime's own exec() buffers output for health checks).
+// One exec'd process: a command run by `runc exec` inside a running container, its stdio
+// streamed as it comes (RuncRuntime.exec; `shoal exec` and health checks both use it).
 //
 // Without a tty, runc gets pipes and copies them to the process. With a tty, `runc exec --tty`
 // makes a pseudo-terminal inside the container (so `tty` there names /dev/pts/N of the container)
@@ -16,12 +16,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import type { Writable } from 'node:stream';
-
-export interface TerminalSize {
-  rows: number;
-  cols: number;
-}
+import type { Readable, Writable } from 'node:stream';
+import type { ExecSession, TerminalSize } from '../runtime.js';
 
 export interface ExecProcessOptions {
   runcPath: string;
@@ -78,7 +74,7 @@ export function execProcessSpec(o: ExecProcessOptions): Record<string, unknown> 
   return spec;
 }
 
-export class ExecProcess {
+export class ExecProcess implements ExecSession {
   /** The process's exit status (128+n for signal n), once every byte of its output was delivered. */
   readonly exited: Promise<number>;
   private readonly child: ChildProcess;
@@ -86,11 +82,7 @@ export class ExecProcess {
   private readonly ttyFile: string;
   private done = false;
 
-  private constructor(
-    private readonly options: ExecProcessOptions,
-    onStdout: (data: Buffer) => void,
-    onStderr: (data: Buffer) => void,
-  ) {
+  private constructor(private readonly options: ExecProcessOptions) {
     this.pidFile = join(options.workDir, 'exec.pid');
     this.ttyFile = join(options.workDir, 'tty');
     const runcArgs = ['--root', options.runcRoot, 'exec', '--pid-file', this.pidFile, '--process', join(options.workDir, 'process.json'), options.containerId];
@@ -115,8 +107,6 @@ export class ExecProcess {
     } else {
       this.child = spawn(options.runcPath, runcArgs, { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     }
-    this.child.stdout!.on('data', onStdout);
-    this.child.stderr!.on('data', onStderr);
     // A client that goes away mid-write must not crash the daemon.
     this.child.stdin?.on('error', () => undefined);
     this.exited = new Promise<number>((resolve, reject) => {
@@ -128,16 +118,20 @@ export class ExecProcess {
     }).finally(() => rm(options.workDir, { recursive: true, force: true }));
   }
 
-  static async start(options: ExecProcessOptions, onStdout: (data: Buffer) => void, onStderr: (data: Buffer) => void): Promise<ExecProcess> {
+  static async start(options: ExecProcessOptions): Promise<ExecProcess> {
     if (options.argv.length === 0) throw new Error('exec needs a command');
     await mkdir(options.workDir, { recursive: true, mode: 0o700 });
     await writeFile(join(options.workDir, 'process.json'), JSON.stringify(execProcessSpec(options)));
-    return new ExecProcess(options, onStdout, onStderr);
+    return new ExecProcess(options);
   }
 
-  /** The stdout and stderr streams, for pausing them while the client is slow. */
-  get outputs(): Array<NodeJS.ReadableStream> {
-    return [this.child.stdout!, this.child.stderr!];
+  /** The process's output; with a tty, stdout carries both streams (as a terminal shows them). */
+  get stdout(): Readable {
+    return this.child.stdout!;
+  }
+
+  get stderr(): Readable {
+    return this.child.stderr!;
   }
 
   private get input(): Writable | null {
