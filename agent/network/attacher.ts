@@ -23,7 +23,7 @@ import { attachMacvlan, ensureParent, macvlanParent } from './macvlan.js';
 import { GW_BRIDGE, Names } from './names.js';
 import { renderRuleset, type PortRule, type RulesetPlan } from './nftables.js';
 import { attachToSandbox, buildSandbox, emptySandbox, OverlayPeers, sandboxIntact, type LocalPort } from './overlay.js';
-import { EndpointPublisher, encodePeer, peerKey, PeerWatcher, type PeerRecord } from './peers.js';
+import { EndpointPublisher, encodePeer, isServing, peerKey, PeerWatcher, type PeerRecord } from './peers.js';
 import { describeNetwork, planEndpoints, planPorts, prefixOf, type NetworkInfo, type PlannedEndpoint, type PlannedPort } from './spec.js';
 import { StateFile, emptyState, type AttacherState, type EndpointRecord, type NetworkRecord, type TaskRecord } from './state.js';
 
@@ -140,6 +140,26 @@ export class DriverNetworkAttacher implements NetworkAttacher {
       // Never wired by us (or released already): a namespace by its name may still be left.
       await deleteNetns(this.names.taskNetns(containerId));
       for (const a of task.networks) await this.withdraw(peerKey(a.networkId, task.id));
+    });
+  }
+
+  /**
+   * Says whether service discovery should send the task traffic: rewrites the `serving` field of
+   * its peer-table records (their L2 part stays as it is). True when some record changed from
+   * serving to not serving, i.e. other tasks may still be sending it traffic that will now drain.
+   */
+  async setServing(task: Task, containerId: string, serving: boolean): Promise<boolean> {
+    await this.start();
+    return this.lock.run(async () => {
+      const record = this.state.tasks[containerId];
+      if (!record?.complete || record.taskId !== task.id) return false;
+      const changed = record.endpoints.filter((ep) => isServing(JSON.parse(ep.kvValue) as PeerRecord) !== serving);
+      if (changed.length === 0) return false;
+      for (const ep of changed) ep.kvValue = encodePeer({ ...(JSON.parse(ep.kvValue) as PeerRecord), serving });
+      await this.save();
+      for (const ep of changed) await this.publisher.publish(ep.kvKey, ep.kvValue);
+      this.log.info(serving ? 'task serving' : 'task withdrawn from service discovery', { task: task.id, networks: changed.map((ep) => ep.networkId) });
+      return !serving;
     });
   }
 
@@ -448,6 +468,8 @@ export class DriverNetworkAttacher implements NetworkAttacher {
       ip: ep.ip, mac: ep.mac, node: this.opts.nodeId, vtep: this.opts.vtep, task: task.id, taskName: taskName(task),
       serviceId: task.serviceId, serviceName: task.serviceName, slot: task.slot, aliases: ep.aliases,
       endpointMode: task.endpoint?.spec?.mode === 'DNSRR' ? 'dnsrr' : 'vip', driver: ep.network.driver,
+      // Reachable from now on, but not given traffic until the worker says the task serves.
+      serving: false,
     };
     if (ep.vip) rec.vip = stripPrefix(ep.vip);
     return rec;

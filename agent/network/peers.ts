@@ -24,6 +24,18 @@ export interface PeerRecord {
   /** How the service's name resolves: to its VIP, or to its tasks' addresses (DNS round robin). */
   endpointMode: 'vip' | 'dnsrr';
   driver: string;
+  /**
+   * Whether service discovery sends traffic here (the service's names, tasks.NAME, VIP backends).
+   * The record is published from prepare on, for the overlays' FDB and neighbour entries, with
+   * false; the worker turns it true once the task runs (and is healthy, if it has a health check)
+   * and false again before it stops the container. Absent (records of an older agent): serving.
+   */
+  serving?: boolean;
+}
+
+/** Whether a record takes traffic from service discovery (see PeerRecord.serving). */
+export function isServing(p: Pick<PeerRecord, 'serving'>): boolean {
+  return p.serving !== false;
 }
 
 export function peerKey(networkId: string, endpointId: string): string {

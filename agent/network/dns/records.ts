@@ -7,6 +7,11 @@
 //   TASKNAME       that task's IP (web.1.<task id>)
 //   ALIAS          like SERVICE for the service whose endpoints carry the alias; tasks.ALIAS too
 //
+// Only serving endpoints count for SERVICE, tasks.SERVICE, aliases and VIP backends (a task is
+// published from prepare on but serves once RUNNING and healthy, and stops serving before its
+// container is stopped; a row without the field serves). A VIP stays known, with no backend,
+// while none of its tasks serves; a task name and its PTR answer whatever the task's state.
+//
 // Names compare case-insensitively (DNS does); a table is immutable, rebuilt on every change.
 import type { KvEntry } from '../../../kv/kv.js';
 import { parseIp } from '../ipv4.js';
@@ -25,6 +30,8 @@ export interface PeerEndpoint {
   aliases: string[];
   vip?: string;
   endpointMode: EndpointMode;
+  /** Whether service discovery sends it traffic (absent in the row: yes). */
+  serving: boolean;
 }
 
 /** The answer for a name: addresses, and whether their order should be shuffled per query. */
@@ -84,6 +91,7 @@ export function parseEndpoint(networkId: string, entry: KvEntry): { endpoint?: P
     aliases,
     // Without a VIP there is nothing to balance on: answer with the task IPs.
     endpointMode: mode === 'dnsrr' || vip === '' ? 'dnsrr' : 'vip',
+    serving: r.serving !== false,
   };
   if (vip !== '') endpoint.vip = vip;
   return { endpoint };
@@ -102,21 +110,25 @@ export class NetworkRecords {
   ) {
     for (const ep of endpoints) {
       const names = new Set([ep.serviceName, ...ep.aliases].filter((n) => n !== '').map((n) => n.toLowerCase()));
-      for (const name of names) {
-        let group = this.groups.get(name);
-        if (!group) this.groups.set(name, (group = { vips: new Set(), ips: new Set(), dnsrr: false }));
-        group.ips.add(ep.ip);
-        if (ep.endpointMode === 'vip' && ep.vip) group.vips.add(ep.vip);
-        else group.dnsrr = true;
+      const vipMode = ep.endpointMode === 'vip' && ep.vip !== undefined;
+      // A dnsrr endpoint that does not serve adds nothing to its names.
+      if (ep.serving || vipMode) {
+        for (const name of names) {
+          let group = this.groups.get(name);
+          if (!group) this.groups.set(name, (group = { vips: new Set(), ips: new Set(), dnsrr: false }));
+          if (ep.serving) group.ips.add(ep.ip);
+          if (vipMode) group.vips.add(ep.vip!);
+          else group.dnsrr = true;
+        }
       }
       if (ep.taskName !== '') {
         this.taskIps.set(ep.taskName.toLowerCase(), ep.ip);
         this.ptr.set(ep.ip, ep.taskName);
       }
-      if (ep.endpointMode === 'vip' && ep.vip) {
-        let lb = this.vips.get(ep.vip);
-        if (!lb) this.vips.set(ep.vip, (lb = { vip: ep.vip, serviceName: ep.serviceName, backends: [] }));
-        if (!lb.backends.includes(ep.ip)) lb.backends.push(ep.ip);
+      if (vipMode) {
+        let lb = this.vips.get(ep.vip!);
+        if (!lb) this.vips.set(ep.vip!, (lb = { vip: ep.vip!, serviceName: ep.serviceName, backends: [] }));
+        if (ep.serving && !lb.backends.includes(ep.ip)) lb.backends.push(ep.ip);
       }
     }
     for (const lb of this.vips.values()) lb.backends.sort(compareIps);
@@ -136,7 +148,7 @@ export class NetworkRecords {
   resolve(name: string): NameAnswer | undefined {
     if (name.startsWith('tasks.')) {
       const group = this.groups.get(name.slice('tasks.'.length));
-      if (group) return { ips: [...group.ips].sort(compareIps), shuffle: true };
+      if (group && group.ips.size > 0) return { ips: [...group.ips].sort(compareIps), shuffle: true };
     }
     const group = this.groups.get(name);
     if (group) {

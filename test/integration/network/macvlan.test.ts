@@ -76,13 +76,24 @@ test('macvlan-only tasks resolve service names on 127.0.0.11 inside their own na
     const r = await inNetns(ns1, 'busybox', 'nslookup', name, '127.0.0.11');
     return [...r.output.matchAll(/^Address:\s+(\d+\.\d+\.\d+\.\d+)$/gm)].map((m) => m[1]!);
   };
+  // Published from prepare on (reachable), but named only once the worker says a task serves.
+  assert.equal(await a.setServing(m1, cid(m1), true), false, 'starting to serve drains nothing');
+  assert.equal(await b.setServing(m2, cid(m2), true), false);
   await waitFor('alpha (h A) to resolve tasks.beta (h B)', async () => (await lookup('tasks.beta')).join() === '198.18.0.21');
   assert.deepEqual(await lookup('tasks.alpha'), ['198.18.0.20']);
   assert.deepEqual(await lookup('tasks.nosuch'), []);
+  // Withdrawn (a task about to stop): host A stops naming it while it is still wired.
+  assert.equal(await b.setServing(m2, cid(m2), false), true, 'a serving task withdrawn: traffic must drain');
+  assert.equal(await b.setServing(m2, cid(m2), false), false, 'withdrawn already');
+  await waitFor('tasks.beta to resolve to nothing once beta does not serve', async () => (await lookup('tasks.beta')).length === 0);
+  assert.deepEqual(await lookup('tasks.alpha'), ['198.18.0.20']);
+  await b.setServing(m2, cid(m2), true);
+  await waitFor('tasks.beta to resolve again once beta serves', async () => (await lookup('tasks.beta')).join() === '198.18.0.21');
 
   // Released: the sockets in the namespace are closed with it, and a new prepare binds again.
   await a.release(m1, cid(m1));
   await a.prepare(m1, cid(m1));
+  await a.setServing(m1, cid(m1), true);
   await waitFor('tasks.beta to resolve again after a new prepare', async () => (await lookup('tasks.beta')).join() === '198.18.0.21');
   await a.release(m1, cid(m1));
   await b.release(m2, cid(m2));

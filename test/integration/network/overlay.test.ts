@@ -134,11 +134,17 @@ async function overlayScenario(t: TestContext, world: World, kv: Kv): Promise<vo
     ]);
     const r1 = records.find((r) => r.task === a1.id)!;
     assert.deepEqual(
-      { mac: r1.mac, taskName: r1.taskName, serviceId: r1.serviceId, serviceName: r1.serviceName, slot: r1.slot, aliases: r1.aliases, vip: r1.vip, endpointMode: r1.endpointMode, driver: r1.driver },
-      { mac: '02:42:0a:4d:00:05', taskName: `web.1.${a1.id}`, serviceId: 'svc1', serviceName: 'web', slot: 1, aliases: ['taska1-alias'], vip: '10.77.0.2', endpointMode: 'vip', driver: 'overlay' },
+      { mac: r1.mac, taskName: r1.taskName, serviceId: r1.serviceId, serviceName: r1.serviceName, slot: r1.slot, aliases: r1.aliases, vip: r1.vip, endpointMode: r1.endpointMode, driver: r1.driver, serving: r1.serving },
+      { mac: '02:42:0a:4d:00:05', taskName: `web.1.${a1.id}`, serviceId: 'svc1', serviceName: 'web', slot: 1, aliases: ['taska1-alias'], vip: '10.77.0.2', endpointMode: 'vip', driver: 'overlay', serving: false },
     );
     assert.equal(entries.find((e) => e.key.endsWith(b1.id))?.session, b.sessionId);
     assert.equal(entries.find((e) => e.key.endsWith(a1.id))?.session, a.sessionId);
+    // The worker says a1 serves: only that field of its record changes, under the same session.
+    assert.equal(await a.setServing(a1, cid(a1), true), false);
+    const served = (await kv.get(`endpoints/${net.id}/${a1.id}`))!;
+    assert.deepEqual(JSON.parse(decoder.decode(served.value)), { ...r1, serving: true });
+    assert.equal(served.session, a.sessionId);
+    assert.equal(await a.setServing(a1, cid(a1), false), true, 'withdrawn: traffic to it must drain');
   });
 
   await t.test('a host whose session dies disappears from the others’ FDB and neighbours', async () => {

@@ -10,6 +10,8 @@ export interface PeerRow {
   vip?: string;
   endpointMode?: 'vip' | 'dnsrr';
   aliases?: string[];
+  /** Written only when given: rows of an older agent have no such field. */
+  serving?: boolean;
 }
 
 let counter = 0;
@@ -32,6 +34,7 @@ export function peerValue(row: PeerRow): Uint8Array {
   };
   if (row.vip !== undefined) value.vip = row.vip;
   if (row.endpointMode !== undefined) value.endpointMode = row.endpointMode;
+  if (row.serving !== undefined) value.serving = row.serving;
   return new TextEncoder().encode(JSON.stringify(value));
 }
 

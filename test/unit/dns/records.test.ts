@@ -69,3 +69,37 @@ test('bad rows are reported by key and skipped; the others still count', () => {
   assert.deepEqual(r.resolve('ok')?.ips, ['10.0.0.7']);
   assert.equal(parseEndpoint(net, peerEntry(net, { ip: '10.0.0.7', serviceName: 'ok' }, 'the-id')).endpoint?.endpointId, 'the-id');
 });
+
+test('only serving endpoints back SERVICE, tasks.SERVICE, aliases and VIPs; a row without the field serves', () => {
+  const r = NetworkRecords.fromEntries(net, [
+    peerEntry(net, { ip: '10.0.0.11', serviceName: 'web', slot: 1, task: 'old', vip: '10.0.0.2', endpointMode: 'vip', aliases: ['front'] }),
+    peerEntry(net, { ip: '10.0.0.12', serviceName: 'web', slot: 1, task: 'new', vip: '10.0.0.2', endpointMode: 'vip', aliases: ['front'], serving: false }),
+    peerEntry(net, { ip: '10.0.0.13', serviceName: 'web', slot: 2, task: 'two', vip: '10.0.0.2', endpointMode: 'vip', aliases: ['front'], serving: true }),
+    peerEntry(net, { ip: '10.0.0.21', serviceName: 'db', task: 'db1', endpointMode: 'dnsrr', serving: false }),
+    peerEntry(net, { ip: '10.0.0.22', serviceName: 'db', slot: 2, task: 'db2', endpointMode: 'dnsrr' }),
+  ]);
+  assert.deepEqual(r.vipBackends(), [{ vip: '10.0.0.2', serviceName: 'web', backends: ['10.0.0.11', '10.0.0.13'] }]);
+  assert.deepEqual(r.resolve('tasks.web'), { ips: ['10.0.0.11', '10.0.0.13'], shuffle: true });
+  assert.deepEqual(r.resolve('tasks.front'), { ips: ['10.0.0.11', '10.0.0.13'], shuffle: true });
+  assert.deepEqual(r.resolve('web'), { ips: ['10.0.0.2'], shuffle: false });
+  assert.deepEqual(r.resolve('db'), { ips: ['10.0.0.22'], shuffle: true });
+  assert.deepEqual(r.resolve('tasks.db'), { ips: ['10.0.0.22'], shuffle: true });
+  // A task's own name and its PTR answer whether it serves or not: it is addressed directly.
+  assert.deepEqual(r.resolve('web.1.new'), { ips: ['10.0.0.12'], shuffle: false });
+  assert.equal(r.reverse('10.0.0.21'), 'db.1.db1');
+  assert.equal(parseEndpoint(net, peerEntry(net, { ip: '10.0.0.9', serviceName: 'x' })).endpoint?.serving, true);
+  assert.equal(parseEndpoint(net, peerEntry(net, { ip: '10.0.0.9', serviceName: 'x', serving: false })).endpoint?.serving, false);
+});
+
+test('a service none of whose tasks serves: its VIP still resolves, with no backend; tasks.NAME and a dnsrr name do not', () => {
+  const r = NetworkRecords.fromEntries(net, [
+    peerEntry(net, { ip: '10.0.0.11', serviceName: 'web', task: 'w1', vip: '10.0.0.2', endpointMode: 'vip', serving: false }),
+    peerEntry(net, { ip: '10.0.0.21', serviceName: 'db', task: 'd1', endpointMode: 'dnsrr', serving: false }),
+  ]);
+  assert.deepEqual(r.resolve('web'), { ips: ['10.0.0.2'], shuffle: false });
+  assert.deepEqual(r.vipBackends(), [{ vip: '10.0.0.2', serviceName: 'web', backends: [] }]);
+  assert.equal(r.resolve('tasks.web'), undefined);
+  assert.equal(r.resolve('db'), undefined);
+  assert.equal(r.resolve('tasks.db'), undefined);
+  assert.deepEqual(r.resolve('db.1.d1'), { ips: ['10.0.0.21'], shuffle: false });
+});

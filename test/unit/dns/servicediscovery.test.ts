@@ -198,6 +198,24 @@ test('VIP tables follow the backends: programmed at attach, updated on change, r
   assert.equal(lb.calls.filter((c) => c.op === 'apply' && c.vips[0]?.backends.includes('10.0.0.13')).length, 0);
 });
 
+test('VIP tables and DNS answers follow the serving flag: a new task joins once it serves, an old one leaves when withdrawn', async (t) => {
+  const { kv, sd, lb, port } = await setup(t);
+  await put(kv, 'net1', { ip: '10.0.0.11', serviceName: 'web', vip: '10.0.0.2', endpointMode: 'vip' });
+  // A new task, published at prepare: reachable, not yet serving.
+  await put(kv, 'net1', { ip: '10.0.0.12', serviceName: 'web', slot: 2, task: 'fresh', vip: '10.0.0.2', endpointMode: 'vip', serving: false });
+  await sd.attach({ containerId: 'c1', netnsPath: '/run/netns/t1', clientIp: '127.0.0.2', attachments: [{ networkId: 'net1', ip: '10.0.0.30' }] });
+  assert.deepEqual(lb.lastApplied('/run/netns/t1'), [{ vip: '10.0.0.2', serviceName: 'web', backends: ['10.0.0.11'] }]);
+  assert.deepEqual((await udpQuery(port, '127.0.0.2', 'tasks.web')).answers.map((a) => a.data), ['10.0.0.11']);
+
+  await put(kv, 'net1', { ip: '10.0.0.12', serviceName: 'web', slot: 2, task: 'fresh', vip: '10.0.0.2', endpointMode: 'vip', serving: true });
+  await waitFor('the new task a backend once it serves', () => lb.lastApplied('/run/netns/t1')?.[0]?.backends.join() === '10.0.0.11,10.0.0.12');
+  // The old one is withdrawn before its stop: gone from the table while its row is still there.
+  await put(kv, 'net1', { ip: '10.0.0.11', serviceName: 'web', vip: '10.0.0.2', endpointMode: 'vip', serving: false });
+  await waitFor('the withdrawn task out of the VIP table', () => lb.lastApplied('/run/netns/t1')?.[0]?.backends.join() === '10.0.0.12');
+  assert.deepEqual((await udpQuery(port, '127.0.0.2', 'tasks.web')).answers.map((a) => a.data), ['10.0.0.12']);
+  assert.deepEqual((await udpQuery(port, '127.0.0.2', 'web')).answers.map((a) => a.data), ['10.0.0.2']);
+});
+
 test('a task whose VIPs cannot be programmed fails to attach, naming it, and is left detached', async (t) => {
   const { kv, sd, lb, port } = await setup(t);
   await put(kv, 'net1', { ip: '10.0.0.11', serviceName: 'web', vip: '10.0.0.2', endpointMode: 'vip' });
