@@ -4,8 +4,10 @@
 //
 // The loop, one Ready at a time: persist the snapshot, entries and hard state (one group-committed
 // fsync), then send the messages (they may promise what was just written), apply the committed
-// entries, serve confirmed reads, advance. Proposals made meanwhile pile up in the core and go out
-// together in the next Ready: that is the batching.
+// entries, serve confirmed reads, advance. A leader sends first when the core allows it
+// (Ready.sendBeforePersist): its own fsync then runs in parallel with the followers' round trip.
+// Proposals made meanwhile wait in a queue and enter the core together, as one append, before the
+// next Ready: that is the batching (one MsgApp per follower per round, not one per proposal).
 //
 // Membership: each ConfChange carries the member's address in its context, so every member learns
 // the addresses from the log itself. Snapshots carry the member table beside the state machine's
@@ -19,6 +21,7 @@ import {
   decodeConfChange,
   ProposalDroppedError,
   SeededRandom,
+  StateType,
   type ConfChangeV2,
   type Ready,
 } from './core/index.js';
@@ -96,8 +99,19 @@ interface Waiter {
 // A proposal's payload is prefixed with an 8-byte id, so the proposer learns when it applied.
 const ID_BYTES = 8;
 
+// Random ids come from a pool filled in bulk: one randomBytes call per proposal cost more than
+// the rest of propose() together.
+const ID_POOL_BYTES = ID_BYTES * 512;
+let idPool = Buffer.alloc(0);
+let idPoolAt = 0;
+
 function newProposalId(): string {
-  return randomBytes(ID_BYTES).toString('hex');
+  if (idPoolAt + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_POOL_BYTES);
+    idPoolAt = 0;
+  }
+  idPoolAt += ID_BYTES;
+  return idPool.toString('hex', idPoolAt - ID_BYTES, idPoolAt);
 }
 
 // Snapshot data: [4-byte length][member table JSON][state machine bytes]. The table is
@@ -143,6 +157,8 @@ export class RaftNode extends EventEmitter {
   private again = false;
   private stopped = true;
   private readonly proposals = new Map<string, Waiter>();
+  /** Payloads proposed since the last round, entering the core together (their waiters are in `proposals`). */
+  private queued: { id: string; payload: Uint8Array }[] = [];
   private readonly reads = new Map<string, Waiter>();
   /** Reads confirmed by the leader, waiting for the local apply to reach their index. */
   private readonly pendingReads: { index: number; key: string }[] = [];
@@ -289,15 +305,31 @@ export class RaftNode extends EventEmitter {
     const payload = Buffer.concat([Buffer.from(id, 'hex'), data]);
     return new Promise<void>((resolve, reject) => {
       this.proposals.set(id, { resolve, reject });
-      try {
-        this.rawNode.propose(payload);
-      } catch (e) {
-        this.proposals.delete(id);
-        reject(e instanceof ProposalDroppedError ? new NotLeaderError(this.lead) : (e as Error));
-        return;
-      }
+      this.queued.push({ id, payload });
       this.kick();
     });
+  }
+
+  /** Hands the queued proposals to the core as one append. */
+  private flushProposals(): void {
+    if (this.queued.length === 0) return;
+    const batch = this.queued;
+    this.queued = [];
+    const fail = (err: Error) => {
+      for (const { id } of batch) {
+        const w = this.proposals.get(id);
+        this.proposals.delete(id);
+        w?.reject(err);
+      }
+    };
+    // Leadership lost since they were queued: refuse them here rather than let the core forward
+    // them, so callers learn for sure that they did not happen.
+    if (this.rawNode.raft.state !== StateType.Leader) return fail(new NotLeaderError(this.rawNode.raft.lead));
+    try {
+      this.rawNode.proposeAll(batch.map((q) => q.payload));
+    } catch (e) {
+      fail(e instanceof ProposalDroppedError ? new NotLeaderError(this.rawNode.raft.lead) : (e as Error));
+    }
   }
 
   /** Adds a member (as a learner first if asked) and resolves once the change is applied. */
@@ -316,6 +348,8 @@ export class RaftNode extends EventEmitter {
     cc.context = Buffer.from(JSON.stringify({ id, addr }));
     return new Promise<void>((resolve, reject) => {
       this.proposals.set(id, { resolve, reject });
+      // Proposals made before the change go into the log before it.
+      this.flushProposals();
       try {
         this.rawNode.proposeConfChange(cc);
       } catch (e) {
@@ -374,6 +408,7 @@ export class RaftNode extends EventEmitter {
   }
 
   private failAll(err: Error): void {
+    this.queued = [];
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
     for (const w of this.reads.values()) w.reject(err);
@@ -388,6 +423,13 @@ export class RaftNode extends EventEmitter {
       return;
     }
     this.busy = true;
+    // Start on the event loop's check phase, not now: the messages and proposals arriving in this
+    // turn of the loop (a whole batch from a peer, acks from several, many clients' requests) are
+    // stepped first and go into one Ready, one write and one message per peer.
+    setImmediate(() => this.drainOrDie());
+  }
+
+  private drainOrDie(): void {
     this.drain().catch((err: unknown) => {
       const e = err instanceof Error ? err : new Error(String(err));
       this.failAll(e);
@@ -402,25 +444,42 @@ export class RaftNode extends EventEmitter {
     try {
       do {
         this.again = false;
-        while (!this.stopped && this.rawNode.hasReady()) await this.handle(this.rawNode.ready());
+        for (;;) {
+          if (this.stopped) break;
+          this.flushProposals();
+          if (!this.rawNode.hasReady()) break;
+          const wrote = await this.handle(this.rawNode.ready());
+          // After waiting on the disk, let the input that arrived meanwhile be stepped first.
+          if (wrote) await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       } while (this.again && !this.stopped);
     } finally {
       this.busy = false;
     }
   }
 
-  private async handle(rd: Ready): Promise<void> {
+  /** Handles one Ready; resolves to whether it waited on a disk write. */
+  private async handle(rd: Ready): Promise<boolean> {
     if (rd.softState) this.observeSoftState(rd.softState.lead);
     if (rd.hardState) this.term = rd.hardState.term;
     if (rd.snapshot && rd.snapshot.metadata.index > 0) {
       await this.storage.saveSnapshot(rd.snapshot);
       this.installSnapshot(rd.snapshot);
     }
+    if (rd.sendBeforePersist) this.transport.send(rd.messages);
     // A Ready that only advances the commit index needs no write: commit is recoverable from the
     // leader, and an fsync here would sit on every proposal's path (etcd's mustSync rule).
-    if (rd.mustSync || rd.entries.length > 0) await this.storage.save(rd.hardState ?? null, rd.entries);
-    this.transport.send(rd.messages);
-    for (const e of rd.committedEntries) this.applyEntry(e);
+    const write = rd.mustSync || rd.entries.length > 0;
+    let applied = 0;
+    if (write) {
+      // Committed entries below this Ready's new ones are durable already: apply them now rather
+      // than after this write, so a busy leader's answers do not wait for the next batch's fsync.
+      const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Number.POSITIVE_INFINITY;
+      while (applied < rd.committedEntries.length && rd.committedEntries[applied]!.index < firstNew) this.applyEntry(rd.committedEntries[applied++]!);
+      await this.storage.save(rd.hardState ?? null, rd.entries);
+    }
+    if (!rd.sendBeforePersist) this.transport.send(rd.messages);
+    for (; applied < rd.committedEntries.length; applied++) this.applyEntry(rd.committedEntries[applied]!);
     for (const rs of rd.readStates) {
       const key = Buffer.from(rs.requestCtx).toString('hex');
       if (this.reads.has(key)) this.pendingReads.push({ index: rs.index, key });
@@ -428,6 +487,7 @@ export class RaftNode extends EventEmitter {
     this.serveReads();
     this.rawNode.advance();
     await this.maybeSnapshot();
+    return write || rd.snapshot !== undefined;
   }
 
   private observeSoftState(lead: NodeId): void {
@@ -438,6 +498,7 @@ export class RaftNode extends EventEmitter {
       // Proposals in flight may still commit under the new leader, but this node can no longer
       // tell: fail them so callers retry against the leader.
       const err = new NotLeaderError(lead);
+      this.queued = [];
       for (const w of this.proposals.values()) w.reject(err);
       this.proposals.clear();
     }

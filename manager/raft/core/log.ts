@@ -211,6 +211,9 @@ export class RaftLog {
   }
 
   termOrNull(i: number): number | null {
+    // Out of range is the common case on the hot path (every new entry a follower receives is
+    // checked for a conflict): answer it without building an exception.
+    if (this.unstable.maybeTerm(i) === null && (i < this.firstIndex() - 1 || i > this.lastIndex())) return null;
     try {
       return this.term(i);
     } catch (e) {

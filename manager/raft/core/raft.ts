@@ -748,6 +748,15 @@ export class Raft {
       case MessageType.MsgReadIndexResp:
         this.readStates.push({ index: m.index, requestCtx: m.context });
         return;
+      case MessageType.MsgUnreachable:
+        // The transport lost its connection to our leader (a killed process resets it at once).
+        // Give up the leader's lease: grant other candidates' (pre-)votes from now on, and
+        // campaign within one more randomized stretch (0 to electionTick ticks) instead of a whole
+        // election timeout. Safety does not rest on timing; a false alarm ends with the leader's
+        // next heartbeat, which resets the clock, and a lone follower's alarm cannot win a pre-vote
+        // while the others still hear from the leader.
+        if (m.from === this.lead && this.lead !== NONE) this.electionElapsed = Math.max(this.electionElapsed, this.electionTimeout);
+        return;
     }
   }
 
@@ -800,6 +809,11 @@ export class Raft {
       this.raftLog.commitTo(s.metadata.index);
       return false;
     }
+    // Committed entries handed out for applying but not yet applied (a Ready in flight) may hold
+    // a ConfChange the application will pass to applyConfChange: restoring the snapshot's
+    // configuration first would have that change applied on top of the wrong one. Refuse; the
+    // leader sends the snapshot again once this node has caught up with its applying.
+    if (this.raftLog.applied < this.raftLog.committed) return false;
     this.raftLog.restore(s);
     this.trk = new ProgressTracker(this.trk.maxInflight);
     this.switchToConfig(restoreConfState(cs, this.trk.maxInflight, this.raftLog.lastIndex()));

@@ -3,8 +3,9 @@
 //   tick() every interval; step(msg) for each message received; propose()/readIndex() for clients
 //   while (hasReady()) {
 //     const rd = ready();
+//     if (rd.sendBeforePersist) send rd.messages now (a leader writes while it replicates);
 //     persist rd.snapshot (if any), rd.entries, then rd.hardState — fsync when rd.mustSync;
-//     send rd.messages (only after persisting: they may promise what was just written);
+//     otherwise send rd.messages now (only after persisting: they may promise what was just written);
 //     apply rd.committedEntries in order (ConfChange entries through applyConfChange);
 //     serve rd.readStates once applied >= readState.index;
 //     advance();
@@ -34,6 +35,20 @@ export interface Ready {
   readStates: ReadState[];
   /** Whether the write must be fsynced (term/vote changed, or entries appended). */
   mustSync: boolean;
+  /**
+   * The messages may be sent before this Ready is persisted, in parallel with the fsync (Raft
+   * thesis §10.2.1; etcd's leader does the same). Set only for a leader whose Ready changes neither
+   * term nor vote, and whose commit index lies wholly in its already-durable log. Why that is
+   * safe: a leader's messages promise nothing about its own disk except through the commit index
+   * (it counts itself in the quorum at append time), and that index here covers only entries
+   * persisted by earlier Readies; a commit that counts the entries of this Ready can only be
+   * reached while this Ready is handled, and leaves in a later Ready, after this write. If the
+   * leader crashes before the fsync, the entries it sent are merely uncommitted entries of its
+   * own term, which no other node can write (it holds that term's vote).
+   * Never set when a lone voter commits by itself (its learners would hear of a commit that the
+   * crash could undo), nor with a term or vote change (a vote must be durable before it is cast).
+   */
+  sendBeforePersist: boolean;
 }
 
 export interface ProgressStatus {
@@ -91,6 +106,15 @@ export class RawNode {
     this.raft.step(msg({ type: MessageType.MsgProp, from: this.raft.id, entries: [entry({ data })] }));
   }
 
+  /**
+   * Propose several entries at once, all or none (ProposalDroppedError). One append and one MsgApp
+   * per follower for the lot, where separate propose() calls would send one each.
+   */
+  proposeAll(data: readonly Uint8Array[]): void {
+    if (data.length === 0) return;
+    this.raft.step(msg({ type: MessageType.MsgProp, from: this.raft.id, entries: data.map((d) => entry({ data: d })) }));
+  }
+
   /** Propose a membership change; apply it with applyConfChange once it is committed. */
   proposeConfChange(cc: ConfChangeV2): void {
     this.raft.step(msg({ type: MessageType.MsgProp, from: this.raft.id, entries: [entry({ type: EntryType.ConfChange, data: encodeConfChange(cc) })] }));
@@ -129,7 +153,10 @@ export class RawNode {
     this.stepLocal(msg({ type: MessageType.MsgReadIndex, context: ctx }));
   }
 
-  /** The transport could not deliver to `id`. */
+  /**
+   * The transport could not deliver to `id`, or lost its connection to it. A leader probes that
+   * follower again; a follower whose leader it is gives up the leader's lease (see stepFollower).
+   */
   reportUnreachable(id: NodeId): void {
     this.stepLocal(msg({ type: MessageType.MsgUnreachable, from: id }));
   }
@@ -170,6 +197,7 @@ export class RawNode {
       messages: r.msgs,
       readStates: r.readStates,
       mustSync: false,
+      sendBeforePersist: false,
     };
     const ss = r.softState();
     if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) {
@@ -180,7 +208,10 @@ export class RawNode {
     if (!hardStateEqual(hs, this.prevHardState)) rd.hardState = hs;
     if (r.raftLog.unstable.snapshot) rd.snapshot = r.raftLog.unstable.snapshot;
     // Term and vote must never be forgotten; a commit index may be (it is re-learnt).
-    rd.mustSync = rd.entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+    const termOrVoteChanged = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+    rd.mustSync = rd.entries.length > 0 || termOrVoteChanged;
+    // The unstable log starts right after the last durable entry.
+    rd.sendBeforePersist = r.state === StateType.Leader && !termOrVoteChanged && !rd.snapshot && hs.commit < r.raftLog.unstable.offset;
     r.msgs = [];
     r.readStates = [];
     this.pending = rd;

@@ -143,7 +143,16 @@ export async function foundCluster(members: MemberProcess[]): Promise<void> {
     const known = members.filter((o) => o.running).map((o) => `${o.id}=${o.raftAddr}`);
     m.start(['--join', known.join(',')]);
     await waitFor(`member ${m.id} to answer`, () => m.status().catch(() => null));
-    const r = await http(founder.apiPort, 'POST', `/add?id=${m.id}&addr=${m.raftAddr}`);
-    if (r.status !== 200) throw new Error(`adding member ${m.id} answered ${r.status}: ${r.body}`);
+    // On a loaded machine the founder can lose its lead while the previous member catches up
+    // (check-quorum): ask whoever leads, until the change is made. Adding a voter twice is harmless.
+    let last = '';
+    await waitFor(() => `member ${m.id} to be added (last answer: ${last})`, async () => {
+      for (const o of members.filter((x) => x.running && x !== m)) {
+        const r = await http(o.apiPort, 'POST', `/add?id=${m.id}&addr=${m.raftAddr}`).catch((e: unknown) => ({ status: 0, body: String(e) }));
+        if (r.status === 200) return true;
+        last = `${r.status} ${r.body}`;
+      }
+      return false;
+    }, { timeoutMs: 30_000 });
   }
 }

@@ -102,7 +102,7 @@ class SimNode {
   paused = false;
   inbox: (() => void)[] = [];
   /** While leading: the term and the commit index last seen, to learn in which term entries commit. */
-  leaderCommitSeen: { term: number; index: number } | null = null;
+  leaderCommitSeen: { term: number; index: number; inMemory: number } | null = null;
   kv = new KvStateMachine();
   confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   applied = 0;
@@ -362,16 +362,26 @@ export class Simulation {
     }
     n.busy = true;
     const epoch = n.epoch;
+    // A leader may replicate while it writes (as the node runner does): its messages leave now,
+    // and a crash before the fsync below loses its copy of the entries they carry.
+    if (rd.sendBeforePersist) this.sendReadyMessages(n, rd);
+    // Committed entries already durable here (below this Ready's new ones) are applied without
+    // waiting for the write, as the node runner does.
+    let appliedEarly = 0;
+    if (rd.mustSync && !rd.snapshot) {
+      const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Number.POSITIVE_INFINITY;
+      while (appliedEarly < rd.committedEntries.length && rd.committedEntries[appliedEarly]!.index < firstNew) this.applyEntry(n, rd.committedEntries[appliedEarly++]!);
+    }
     // The write reaches the disk (fsync) after a while; a crash before then loses it all.
     this.q.after(rd.mustSync ? n.rng.range(0, 4) : 0, () => {
       if (n.epoch !== epoch) return;
       this.whenRunning(n, () => {
-        if (n.epoch === epoch) this.handleReady(n, rd);
+        if (n.epoch === epoch) this.handleReady(n, rd, appliedEarly);
       });
     });
   }
 
-  private handleReady(n: SimNode, rd: Ready): void {
+  private handleReady(n: SimNode, rd: Ready, appliedEarly: number): void {
     const raw = n.raw!;
     if (rd.snapshot) {
       n.storage.applySnapshot(rd.snapshot);
@@ -384,20 +394,8 @@ export class Simulation {
     }
     n.storage.append(rd.entries);
     if (rd.hardState) n.storage.setHardState(rd.hardState);
-    for (const m of rd.messages) {
-      if (m.type === MessageType.MsgSnap && m.snapshot && !isMember(m.snapshot.metadata.confState, m.to)) {
-        // Our latest snapshot predates the recipient joining, so it would refuse it: take a fresh
-        // one. (A node runner must do the same, or new members never catch up.)
-        if (n.applied > n.storage.snapshot().metadata.index) {
-          const data = n.kv.encode();
-          n.storage.createSnapshot(n.applied, n.confState, data);
-          this.checkSnapshotDigest(n.applied, data, `${n.id} creating for ${m.to}`);
-        }
-        m.snapshot = n.storage.snapshot();
-      }
-      this.send(n, m);
-    }
-    for (const e of rd.committedEntries) this.applyEntry(n, e);
+    if (!rd.sendBeforePersist) this.sendReadyMessages(n, rd);
+    for (const e of rd.committedEntries.slice(appliedEarly)) this.applyEntry(n, e);
     for (const rs of rd.readStates) {
       const req = n.pendingReads.get(dec.decode(rs.requestCtx));
       if (!req) continue;
@@ -417,6 +415,22 @@ export class Simulation {
       return;
     }
     this.pump(n);
+  }
+
+  private sendReadyMessages(n: SimNode, rd: Ready): void {
+    for (const m of rd.messages) {
+      if (m.type === MessageType.MsgSnap && m.snapshot && !isMember(m.snapshot.metadata.confState, m.to)) {
+        // Our latest snapshot predates the recipient joining, so it would refuse it: take a fresh
+        // one. (A node runner must do the same, or new members never catch up.)
+        if (n.applied > n.storage.snapshot().metadata.index) {
+          const data = n.kv.encode();
+          n.storage.createSnapshot(n.applied, n.confState, data);
+          this.checkSnapshotDigest(n.applied, data, `${n.id} creating for ${m.to}`);
+        }
+        m.snapshot = n.storage.snapshot();
+      }
+      this.send(n, m);
+    }
   }
 
   private applyEntry(n: SimNode, e: Entry): void {
@@ -830,9 +844,17 @@ export class Simulation {
     const c = r.raftLog.committed;
     if (!n.leaderCommitSeen || n.leaderCommitSeen.term !== r.term) {
       // Entries committed before this leadership began were committed in earlier terms.
-      n.leaderCommitSeen = { term: r.term, index: c };
+      n.leaderCommitSeen = { term: r.term, index: c, inMemory: c };
       return;
     }
+    // Any advance is a moment to crash at, durable yet or not (see maybeCrashSoon).
+    if (c > n.leaderCommitSeen.inMemory) this.maybeCrashSoon(n);
+    n.leaderCommitSeen.inMemory = Math.max(n.leaderCommitSeen.inMemory, c);
+    // A leader that replicates before its own fsync (Ready.sendBeforePersist) counts its unsynced
+    // copy in the quorum, so its commit index can run ahead of what is durable on a quorum. That
+    // index cannot have left the node yet (it goes out in the next Ready, after the fsync), and a
+    // crash meanwhile takes it back: entries are committed once the leader's own copy is durable.
+    if (c > n.storage.lastIndex()) return;
     for (let i = n.leaderCommitSeen.index + 1; i <= c; i++) {
       const seen = this.commitTerm.get(i);
       if (!seen || seen.commitTerm > r.term) {
@@ -846,7 +868,6 @@ export class Simulation {
         }
       }
     }
-    if (c > n.leaderCommitSeen.index) this.maybeCrashSoon(n);
     n.leaderCommitSeen.index = c;
   }
 

@@ -110,6 +110,48 @@ test('check-quorum lease: followers that heard from the leader recently ignore a
   assert.equal(c.raft(1).state, StateType.Leader);
 });
 
+test('a follower that loses its connection to the leader gives up the lease and campaigns within one more election stretch', () => {
+  const c = new TestCluster([1, 2, 3]);
+  c.campaign(1);
+  const term = c.raft(1).term;
+  // The leader dies: 2 and 3 hear nothing more, and their transports report it unreachable.
+  c.isolate(1);
+  // A report about a peer that is not the leader changes nothing.
+  c.node(2).raw.reportUnreachable(3);
+  assert.equal(c.raft(2).electionElapsed, 0);
+  c.node(2).raw.reportUnreachable(1);
+  c.node(3).raw.reportUnreachable(1);
+  assert.equal(c.raft(2).electionElapsed, c.raft(2).electionTimeout);
+  // Within electionTick more ticks (not the 2 x electionTick a silent death can take) one of them
+  // leads, the other having granted its pre-vote and vote despite the lease.
+  const et = c.raft(2).electionTimeout;
+  let ticks = 0;
+  while (c.leaderIds().filter((id) => id !== 1).length === 0 && ticks < et) {
+    c.node(2).raw.tick();
+    c.node(3).raw.tick();
+    c.stabilize();
+    ticks++;
+  }
+  const [lead] = c.leaderIds().filter((id) => id !== 1);
+  assert.ok(lead === 2 || lead === 3, `a new leader within ${et} ticks (after ${ticks})`);
+  assert.equal(c.raft(lead).term, term + 1);
+});
+
+test('a false alarm about the leader does not disrupt it: the other follower still holds the lease', () => {
+  const c = new TestCluster([1, 2, 3]);
+  c.campaign(1);
+  const term = c.raft(1).term;
+  c.node(3).raw.reportUnreachable(1);
+  // 3 times out at once; its pre-vote is ignored by 2 (in the lease) and by the leader.
+  for (let i = 0; i < c.raft(3).electionTimeout; i++) {
+    c.node(3).raw.tick();
+    c.stabilize();
+  }
+  assert.equal(c.raft(1).state, StateType.Leader);
+  assert.equal(c.raft(1).term, term);
+  assert.equal(c.raft(2).term, term);
+});
+
 test('a stale leader learns the new term from a MsgAppResp and steps down', () => {
   // No check-quorum: 3 would otherwise ignore 2 while in 1's lease.
   const c = new TestCluster([1, 2, 3], { checkQuorum: false });

@@ -139,3 +139,75 @@ test('status reports the leader\'s view of its followers', () => {
   assert.equal(c.node(2).raw.status().progress.size, 0);
   void MemoryStorage;
 });
+
+test('a leader may send before persisting, but never with a term or vote change, nor when its commit counts unpersisted entries', () => {
+  // Three voters: the leader's appends go out while it writes; its commit index covers only what
+  // is already durable (the followers' acks for the new entries come later).
+  const c = new TestCluster([1, 2, 3]);
+  c.campaign(1);
+  const leader = c.node(1).raw;
+  leader.propose(data('x'));
+  let rd = leader.ready();
+  assert.equal(rd.entries.length, 1);
+  assert.ok(rd.messages.some((m) => m.type === MessageType.MsgApp && m.entries.length === 1));
+  assert.equal(rd.sendBeforePersist, true);
+  assert.ok(rd.messages.every((m) => m.commit < rd.entries[0]!.index), 'no message promises a commit of the unpersisted entry');
+  c.node(1).storage.append(rd.entries);
+  leader.advance();
+
+  // A follower's acks must wait for its own write.
+  c.stabilize();
+  const follower = c.node(2).raw;
+  leader.propose(data('y'));
+  for (const m of leader.ready().messages) if (m.to === 2) follower.step(m);
+  rd = follower.ready();
+  assert.ok(rd.messages.some((m) => m.type === MessageType.MsgAppResp));
+  assert.equal(rd.sendBeforePersist, false);
+
+  // A candidate's vote requests carry a term that must be durable first.
+  const cand = new RawNode({ id: 1, applied: 1, random: new SeededRandom(1) }, bootStorage([1, 2, 3]));
+  cand.campaign();
+  rd = cand.ready();
+  assert.ok(rd.messages.some((m) => m.type === MessageType.MsgPreVote));
+  assert.equal(rd.sendBeforePersist, false);
+
+  // A lone voter commits its entries by itself at once: telling a learner so before they are
+  // durable would let a crash undo a commit the learner already applied.
+  const solo = new TestCluster([1], {}, [2]);
+  solo.campaign(1);
+  solo.node(1).raw.propose(data('z'));
+  rd = solo.node(1).raw.ready();
+  assert.ok(rd.messages.some((m) => m.to === 2 && m.type === MessageType.MsgApp));
+  assert.equal(rd.hardState?.commit, rd.entries[0]!.index);
+  assert.equal(rd.sendBeforePersist, false);
+});
+
+test('a follower refuses a snapshot while committed entries it was handed are not yet applied', () => {
+  // The entries of the Ready in flight may hold a ConfChange that the application will apply:
+  // switching to the snapshot's configuration under it would apply that change to the wrong one.
+  const c = new TestCluster([1, 2, 3]);
+  c.campaign(1);
+  c.propose(1, 'a');
+  const f = c.node(3);
+  // Node 3 stores 'b' but does not hear that it committed...
+  c.drop = (m) => m.to === 3 && (m.type === MessageType.MsgHeartbeat || (m.type === MessageType.MsgApp && m.entries.length === 0));
+  c.propose(1, 'b');
+  c.drop = () => false;
+  assert.ok(f.raw.raft.raftLog.committed < c.raft(1).raftLog.committed);
+  // ...until the next heartbeat, which leaves it with a Ready of committed entries in flight.
+  c.node(1).raw.tick();
+  const leaderRd = c.node(1).raw.ready();
+  c.node(1).raw.advance();
+  for (const m of leaderRd.messages) if (m.to === 3) f.raw.step(m);
+  const pending = f.raw.ready();
+  assert.ok(pending.committedEntries.length > 0, 'node 3 holds committed entries to apply');
+  const committed = f.raw.raft.raftLog.committed;
+  const snap = { metadata: { index: committed + 5, term: c.raft(1).term, confState: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array(0) };
+  f.raw.step({ type: MessageType.MsgSnap, to: 3, from: 1, term: c.raft(1).term, logTerm: 0, index: 0, entries: [], commit: 0, snapshot: snap, reject: false, rejectHint: 0, context: new Uint8Array(0) });
+  assert.equal(f.raw.raft.raftLog.hasPendingSnapshot(), false, 'refused while applying');
+  f.storage.append(pending.entries);
+  f.raw.advance();
+  // Once applied, the same snapshot is accepted.
+  f.raw.step({ type: MessageType.MsgSnap, to: 3, from: 1, term: c.raft(1).term, logTerm: 0, index: 0, entries: [], commit: 0, snapshot: snap, reject: false, rejectHint: 0, context: new Uint8Array(0) });
+  assert.equal(f.raw.raft.raftLog.hasPendingSnapshot(), true);
+});
