@@ -4,12 +4,14 @@
 // - Heartbeat pushes the node's deadline back; a node that misses it is marked DOWN;
 // - Assignments streams the node's tasks: a COMPLETE set, then INCREMENTAL batches of changes
 //   built from the store's change events;
-// - UpdateTaskStatus writes the observed status the agent reports, in one transaction per call.
+// - UpdateTaskStatus writes the observed status the agent reports; reports (and registrations)
+//   arriving together share transactions (./batcher.ts).
 // The calling node is always the one its verified certificate names (callerIdentity), never a
 // field of the request: a worker can only see and report on its own tasks.
 //
-// Heartbeat timing: agents are asked to beat every `heartbeatPeriodMs` (default 2000 ms) and a
-// node is DOWN once `heartbeatPeriodMs × graceFactor` (default 2.5, so 5 s) passed without one.
+// Heartbeat timing: agents are asked to beat every `heartbeatPeriodMs` (default 2000 ms; longer
+// with more than 1,000 nodes, see heartbeatPeriodMs) and a node is DOWN once
+// `heartbeatPeriodMs × graceFactor` (default 2.5, so 5 s) passed without one.
 // Docker's dispatcher asks for 5 s and allows that period plus a little; we ask for beats more
 // often so that a dead node is seen DOWN within 5 s while a node that misses one beat (a GC pause,
 // a lost packet) is not flapped.
@@ -29,15 +31,34 @@ import type {
   UpdateTaskStatusResponse,
   WeightedPeer,
 } from '../../proto/gen/dispatcher.js';
-import { Node, NodeSpec, NodeStatus, Task, TaskStateNumber, type TaskState } from '../../proto/gen/objects.js';
+import { Node, NodeSpec, NodeStatus, Task, TaskStateNumber, type TaskState, type TaskStatus } from '../../proto/gen/objects.js';
 import { callerIdentity } from '../ca/authz.js';
 import { blank, copy } from '../store/blank.js';
+import { withConfigData } from './configs.js';
+import { WriteBatcher } from './batcher.js';
 import type { MemoryStore, StoreEvent } from '../store/memory.js';
 
 export const DEFAULT_HEARTBEAT_PERIOD_MS = 2000;
 export const DEFAULT_GRACE_FACTOR = 2.5;
 export const DEFAULT_ASSIGNMENT_BATCH_MS = 20;
-const MAX_STATUS_BATCH = 200;
+/** Task status writes per transaction (one Raft entry). */
+const MAX_STATUS_BATCH = 500;
+/** Node status writes (sessions registering, nodes marked DOWN) per transaction. */
+const MAX_NODE_BATCH = 500;
+/**
+ * A new leader waits for every READY node to open a session before marking it DOWN: one expiry
+ * period, plus this much per node, because thousands of nodes reconnecting at once (a TLS
+ * handshake and a registration each) take longer than one period, and a node marked DOWN
+ * meanwhile has all its tasks rescheduled for nothing.
+ */
+const ADOPT_MS_PER_NODE = 2;
+/** Heartbeats a second the leader is asked to take at most (the period grows with the nodes). */
+const MAX_HEARTBEATS_PER_S = 250;
+/**
+ * Each heartbeat answer asks for the next beat within ±this fraction of the period, so nodes
+ * that connected together (a fleet after a failover) do not keep beating together.
+ */
+const HEARTBEAT_JITTER = 0.1;
 
 export interface DispatcherOptions {
   store: MemoryStore;
@@ -55,6 +76,20 @@ export interface DispatcherOptions {
   /** How long store changes are collected into one INCREMENTAL message. */
   assignmentBatchMs?: number;
   log?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** A change of a node's status, written with others in one transaction. */
+interface NodeStatusWrite {
+  nodeId: string;
+  status: Partial<NodeStatus>;
+  description?: SessionRequest['description'];
+  /** Checked inside the transaction: false leaves the node alone. */
+  still: () => boolean;
+}
+
+interface StatusReport {
+  nodeId: string;
+  updates: UpdateTaskStatusRequest['updates'];
 }
 
 interface NodeSession {
@@ -94,8 +129,29 @@ function grpcError(code: grpc.status, details: string): grpc.ServiceError {
 export class Dispatcher {
   private readonly sessions = new Map<string, NodeSession>();
   private stopped = false;
+  private readonly nodeWrites = new WriteBatcher<NodeStatusWrite, Node | undefined>((ws) => this.writeNodeStatuses(ws), MAX_NODE_BATCH);
+  private readonly statusWrites = new WriteBatcher<StatusReport, undefined>((rs) => this.writeTaskStatuses(rs), MAX_STATUS_BATCH, (r) => Math.max(1, r.updates.length));
+
+  /**
+   * Tasks whose status this dispatcher is writing, with the version it read: the update that
+   * replaces that version is a status report and nothing else, known without comparing the two
+   * versions (encoding both, for every report of every task, was a large part of a big leader's work).
+   */
+  private readonly statusWritesInFlight = new Map<string, { version: number; status: TaskStatus }>();
 
   constructor(private readonly options: DispatcherOptions) {}
+
+  /**
+   * Whether `old` -> `now` is one of this dispatcher's status writes. Another writer that read
+   * the same version and won the race made a change of its own (a desired state, most likely): it
+   * is told apart by what it changed, since it kept the status it read.
+   */
+  private ownStatusWrite(old: Task, now: Task): boolean {
+    const w = this.statusWritesInFlight.get(old.id);
+    if (!w || w.version !== (old.meta?.version ?? 0) || now.desiredState !== old.desiredState || now.nodeId !== old.nodeId) return false;
+    const s = now.status;
+    return !!s && s.state === w.status.state && s.timestamp === w.status.timestamp && s.message === w.status.message && s.err === w.status.err;
+  }
 
   // One store listener for all nodes' streams, handing each task or node event only to the streams
   // of the node(s) it concerns: with a listener per stream, every store event cost one call per
@@ -139,10 +195,17 @@ export class Dispatcher {
     return { session: this.session, heartbeat: this.heartbeat, assignments: this.assignments, updateTaskStatus: this.updateTaskStatus };
   }
 
-  /** The option, else the cluster's setting (`swarm init --dispatcher-heartbeat`), else the default. */
+  /**
+   * The option, else the cluster's setting (`swarm init --dispatcher-heartbeat`), else the default;
+   * stretched when so many nodes are connected that beating at that period would make more than
+   * MAX_HEARTBEATS_PER_S calls a second (each one a TLS-authenticated RPC on the leader, whose
+   * certificate is read twice, by authz and by the handler): 5,000 nodes beat every 20 s, and are
+   * DOWN 50 s after they stop (Kubernetes allows 40 s); up to 500 nodes keep the 2 s.
+   */
   get heartbeatPeriodMs(): number {
     const fromCluster = this.options.store.all('clusters')[0]?.spec?.heartbeatPeriodMs;
-    return this.options.heartbeatPeriodMs ?? (fromCluster && fromCluster > 0 ? fromCluster : DEFAULT_HEARTBEAT_PERIOD_MS);
+    const period = this.options.heartbeatPeriodMs ?? (fromCluster && fromCluster > 0 ? fromCluster : DEFAULT_HEARTBEAT_PERIOD_MS);
+    return Math.max(period, Math.ceil(this.sessions.size / MAX_HEARTBEATS_PER_S) * 1000);
   }
 
   private get expiryMs(): number {
@@ -162,14 +225,15 @@ export class Dispatcher {
    */
   start(): void {
     this.stopped = false;
-    for (const n of this.options.store.all('nodes')) {
-      if (n.status?.state !== 'READY' || this.sessions.has(n.id)) continue;
+    const ready = this.options.store.all('nodes').filter((n) => n.status?.state === 'READY' && !this.sessions.has(n.id));
+    const graceMs = this.expiryMs + ready.length * ADOPT_MS_PER_NODE;
+    for (const n of ready) {
       const timer = setTimeout(() => {
         this.adoptTimers.delete(timer);
         if (this.stopped || this.sessions.has(n.id)) return;
         this.log('node opened no session with the new leader: marking it down', { node: n.id });
         this.markDown(n.id).catch((err: unknown) => this.log('could not mark node down', { node: n.id, error: String(err) }));
-      }, this.expiryMs);
+      }, graceMs);
       this.adoptTimers.add(timer);
     }
   }
@@ -180,6 +244,9 @@ export class Dispatcher {
     for (const t of this.adoptTimers) clearTimeout(t);
     this.adoptTimers.clear();
     for (const s of [...this.sessions.values()]) this.dropSession(s);
+    const err = new Error('this manager stopped dispatching (leadership lost)');
+    this.nodeWrites.failAll(err);
+    this.statusWrites.failAll(err);
   }
 
   /** Who is calling, or the reason the call may not proceed. */
@@ -232,20 +299,34 @@ export class Dispatcher {
     return this.setNodeStatus(nodeId, { state: 'DOWN', message: 'heartbeat failure' }, undefined, () => !this.sessions.has(nodeId));
   }
 
-  private async setNodeStatus(nodeId: string, status: Partial<NodeStatus>, description?: SessionRequest['description'], still: () => boolean = () => true): Promise<Node | undefined> {
+  private setNodeStatus(nodeId: string, status: Partial<NodeStatus>, description?: SessionRequest['description'], still: () => boolean = () => true): Promise<Node | undefined> {
+    return this.nodeWrites.add({ nodeId, status, description, still });
+  }
+
+  /** One transaction for many nodes' status changes (a reconnecting fleet registers together). */
+  private writeNodeStatuses(writes: NodeStatusWrite[]): Promise<(Node | undefined)[]> {
     return this.options.store.update((tx) => {
-      const current = tx.get('nodes', nodeId);
-      if (!current || !still()) return undefined;
-      const node = copy(Node, current);
-      node.status = { ...blank(NodeStatus), ...node.status, ...status };
-      if (description) node.description = description;
-      tx.update('nodes', node);
-      return node;
+      const written = new Map<string, Node>();
+      const results = writes.map((w) => {
+        const current = written.get(w.nodeId) ?? tx.get('nodes', w.nodeId);
+        if (!current || !w.still()) return undefined;
+        // The same node twice in one batch (a quick reconnect): one write with the latest status.
+        const node = written.get(w.nodeId) ?? copy(Node, current);
+        node.status = { ...blank(NodeStatus), ...node.status, ...w.status };
+        if (w.description) node.description = w.description;
+        if (!written.has(w.nodeId)) {
+          tx.update('nodes', node);
+          written.set(w.nodeId, node);
+        }
+        return node;
+      });
+      return results;
     });
   }
 
-  /** The task as its agent needs it: each attachment carries its Network (the agent has no store). */
-  private withNetworks(task: Task): Task {
+  /** The task as its agent needs it (the agent has no store): each attachment carries its Network, each config reference its data. */
+  private withNetworks(stored: Task): Task {
+    const task = withConfigData(stored, (id) => this.options.store.get('configs', id));
     if (task.networks.length === 0) return task;
     return { ...task, networks: task.networks.map((a) => ({ ...a, network: this.options.store.get('networks', a.networkId) ?? null })) };
   }
@@ -287,12 +368,16 @@ export class Dispatcher {
       s.closers.delete(close);
     });
     const addr = peerHost(call.getPeer());
+    const openedAt = Date.now();
     this.setNodeStatus(nodeId, { state: 'READY', message: '', addr }, call.request.description ?? undefined).then(
       (node) => {
         if (!s.closers.has(close)) return;
+        // The node's first beat follows this message: its deadline counts from now, not from
+        // before a registration that waited for its batch.
+        this.armExpiry(s);
         call.write(message(node ?? null));
         this.route(nodeId, onNodeChange);
-        this.log('session opened', { node: nodeId, session: s.id, addr });
+        this.log('session opened', { node: nodeId, session: s.id, addr, registeredMs: Date.now() - openedAt });
       },
       (err: unknown) => {
         this.dropSession(s);
@@ -309,7 +394,8 @@ export class Dispatcher {
     const s = this.validSession(nodeId, call.request.sessionId);
     if (!('id' in s)) return callback(s);
     this.armExpiry(s);
-    callback(null, { periodMs: this.heartbeatPeriodMs });
+    const period = this.heartbeatPeriodMs;
+    callback(null, { periodMs: Math.round(period * (1 - HEARTBEAT_JITTER + Math.random() * 2 * HEARTBEAT_JITTER)) });
   };
 
   // ---- Assignments --------------------------------------------------------------------------
@@ -367,7 +453,7 @@ export class Dispatcher {
       const wanted = ev.kind !== 'remove' && isAssignment(task, nodeId);
       if (wanted) {
         // The agent's own status reports come back as updates: don't echo them.
-        if (sent.has(task.id) && old && !differsBeyondStatus(old, task)) return;
+        if (sent.has(task.id) && old && (this.ownStatusWrite(old, task) || !differsBeyondStatus(old, task))) return;
         sent.add(task.id);
         queue({ action: 'UPDATE', task: this.withNetworks(task) }, task.id);
       } else if (sent.has(task.id)) {
@@ -416,12 +502,27 @@ export class Dispatcher {
   };
 
   private async applyStatuses(nodeId: string, updates: UpdateTaskStatusRequest['updates']): Promise<void> {
-    for (let i = 0; i < updates.length; i += MAX_STATUS_BATCH) {
-      const batch = updates.slice(i, i + MAX_STATUS_BATCH);
-      await this.options.store.update((tx) => {
-        for (const u of batch) {
+    await this.statusWrites.add({ nodeId, updates });
+  }
+
+  /** One transaction for the reports of many nodes (swarmkit's dispatcher batches them too). */
+  private async writeTaskStatuses(reports: StatusReport[]): Promise<undefined[]> {
+    const versions = new Map<string, { version: number; status: TaskStatus }>();
+    try {
+      await this.writeTaskStatusesOnce(reports, versions);
+    } finally {
+      for (const [id, v] of versions) if (this.statusWritesInFlight.get(id) === v) this.statusWritesInFlight.delete(id);
+    }
+    return reports.map(() => undefined);
+  }
+
+  private async writeTaskStatusesOnce(reports: StatusReport[], versions: Map<string, { version: number; status: TaskStatus }>): Promise<void> {
+    await this.options.store.update((tx) => {
+      const written = new Map<string, Task>();
+      for (const { nodeId, updates } of reports) {
+        for (const u of updates) {
           if (!u.status) continue;
-          const current = tx.get('tasks', u.taskId);
+          const current = written.get(u.taskId) ?? tx.get('tasks', u.taskId);
           // Unknown tasks (removed meanwhile) are ignored; another node's tasks are not the caller's to report.
           if (!current) continue;
           if (current.nodeId !== nodeId) {
@@ -430,11 +531,18 @@ export class Dispatcher {
           }
           const have: TaskState = current.status?.state ?? 'NEW';
           if (TaskStateNumber[u.status.state] < TaskStateNumber[have]) continue; // observed state only moves forward
-          const task = copy(Task, current);
+          // A task reported twice in one batch is written once, with its latest status.
+          const task = written.get(u.taskId) ?? { ...current };
           task.status = u.status;
-          tx.update('tasks', task);
+          if (!written.has(u.taskId)) {
+            tx.update('tasks', task);
+            written.set(u.taskId, task);
+          }
+          const w = { version: current.meta?.version ?? 0, status: u.status };
+          versions.set(u.taskId, w);
+          this.statusWritesInFlight.set(u.taskId, w);
         }
-      });
-    }
+      }
+    });
   }
 }

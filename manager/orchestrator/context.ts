@@ -6,7 +6,10 @@
 import { Service, Task, type Node, type TaskState } from '../../proto/gen/objects.js';
 import { copy } from '../store/blank.js';
 import type { Tx } from '../store/memory.js';
-import { admitNewTask, newTask, slotKey, type Placement } from './task.js';
+import type { StoreAction } from '../../proto/gen/objects.js';
+import { isServiceAllocated } from '../allocator/service.js';
+import { taskAttachmentConfigs } from '../allocator/task.js';
+import { admitNewTask, newTask, slotKey, taskTemplate, type Placement, type TaskTemplate } from './task.js';
 
 /** A restart made by this pass, recorded by the supervisor once the transaction commits. */
 export interface RestartRecord {
@@ -36,8 +39,13 @@ export interface Effects {
 export interface ContextOptions {
   newId: () => string;
   allocatorRuns: boolean;
-  /** Writes per transaction (one Raft entry); the rest waits for the next pass. */
+  /** Writes per pass; the rest waits for the next pass. */
   maxWrites: number;
+  /**
+   * Writes per transaction (one Raft entry): a pass's writes are committed as several
+   * transactions of at most this many, proposed together (see `transactions()`). Default: all in one.
+   */
+  maxWritesPerTransaction?: number;
 }
 
 export const DEFAULT_TASK_HISTORY = 5;
@@ -46,6 +54,19 @@ export class ReconcileContext {
   readonly effects: Effects = { restarts: [], promoted: [] };
   private readonly written = new Map<string, Task>();
   private writtenService: Service | undefined;
+  /** Positions in tx.actions where the writes may be cut into separate transactions. */
+  private readonly cuts: number[] = [];
+  /** Writes up to here belong to a group asked for with hasRoom(n > 1): no cut before it. */
+  private groupEnd = 0;
+  private slotCache: { serviceId: string; writes: number; slots: ReadonlyMap<number, Task[]> } | undefined;
+  /** The spec and endpoint new tasks of a service copy, copied once per pass (read-only). */
+  private readonly taskTemplates = new WeakMap<Service, TaskTemplate>();
+  /** Whether the service this pass creates tasks for has its endpoint allocated. */
+  private allocated: { service: Service; ingressId: string | undefined; done: boolean } | undefined;
+  /** The last tasksOfService answer, valid while no write was added (in-place changes show through). */
+  private serviceTasks: { serviceId: string; writes: number; tasks: readonly Task[] } | undefined;
+  /** Restarts of this pass by replacement task id. */
+  private readonly plannedStarts = new Map<string, number>();
 
   constructor(
     readonly tx: Tx,
@@ -57,8 +78,34 @@ export class ReconcileContext {
     return id ? this.tx.get('nodes', id) : undefined;
   }
 
-  tasksOfService(serviceId: string): Task[] {
-    return this.tx.find('tasks', 'service', serviceId);
+  /**
+   * The service's tasks as this pass sees them (its own writes included). Read-only: the list is
+   * shared until the pass writes again, since reading a big service is what a pass costs most.
+   */
+  tasksOfService(serviceId: string): readonly Task[] {
+    const c = this.serviceTasks;
+    if (c && c.serviceId === serviceId && c.writes === this.tx.actions.length) return c.tasks;
+    const tasks = this.tx.find('tasks', 'service', serviceId);
+    this.serviceTasks = { serviceId, writes: this.tx.actions.length, tasks };
+    return tasks;
+  }
+
+  /**
+   * The service's replicated tasks by slot (read-only, shared like tasksOfService): a pass over a
+   * service of 100,000 replicas looks at its slots several times between writes.
+   */
+  slotsOf(serviceId: string): ReadonlyMap<number, Task[]> {
+    const c = this.slotCache;
+    if (c && c.serviceId === serviceId && c.writes === this.tx.actions.length) return c.slots;
+    const slots = new Map<number, Task[]>();
+    for (const t of this.tasksOfService(serviceId)) {
+      if (t.slot <= 0) continue;
+      const list = slots.get(t.slot);
+      if (list) list.push(t);
+      else slots.set(t.slot, [t]);
+    }
+    this.slotCache = { serviceId, writes: this.tx.actions.length, slots };
+    return slots;
   }
 
   tasksInSlot(t: Pick<Task, 'serviceId' | 'slot' | 'nodeId'>): Task[] {
@@ -78,9 +125,50 @@ export class ReconcileContext {
    * shut down the old task, create its replacement) ask for room first.
    */
   hasRoom(n = 1): boolean {
-    if (this.tx.actions.length + n <= this.opts.maxWrites) return true;
-    this.effects.more = true;
-    return false;
+    const at = this.tx.actions.length;
+    if (at + n > this.opts.maxWrites) {
+      this.effects.more = true;
+      return false;
+    }
+    // Writes that only make sense together stay in one transaction.
+    if (at >= this.groupEnd && at > 0 && this.cuts.at(-1) !== at) this.cuts.push(at);
+    this.groupEnd = Math.max(this.groupEnd, at + n);
+    return true;
+  }
+
+  /**
+   * The pass's writes as transactions of at most maxWritesPerTransaction writes, cut only between
+   * groups. One big transaction would make one big Raft entry that every manager decodes and
+   * applies in one go, blocking its event loop; several proposed together commit in the same
+   * Raft round. Each commits or fails alone: a pass re-run decides what failed afresh.
+   */
+  transactions(): StoreAction[][] {
+    const actions = this.tx.actions;
+    const max = this.opts.maxWritesPerTransaction ?? Number.POSITIVE_INFINITY;
+    if (actions.length <= max) return actions.length > 0 ? [actions] : [];
+    const out: StoreAction[][] = [];
+    let start = 0;
+    let lastCut = 0;
+    for (const cut of [...this.cuts, actions.length]) {
+      if (cut - start > max && lastCut > start) {
+        out.push(actions.slice(start, lastCut));
+        start = lastCut;
+      }
+      lastCut = cut;
+    }
+    if (start < actions.length) out.push(actions.slice(start));
+    return out;
+  }
+
+  /** Records a restart made by this pass. */
+  planRestart(r: RestartRecord): void {
+    this.effects.restarts.push(r);
+    this.plannedStarts.set(r.newTaskId, r.dueAt);
+  }
+
+  /** When a replacement created by this pass may start, if this pass created it. */
+  plannedStart(taskId: string): number | undefined {
+    return this.plannedStarts.get(taskId);
   }
 
   /** Changes a task; repeated changes in one pass land in one write. */
@@ -122,12 +210,31 @@ export class ReconcileContext {
   /** Creates a task (desired RUNNING unless told otherwise) and admits it towards scheduling. */
   createTask(service: Service, where: Placement, desiredState: TaskState = 'RUNNING'): Task | undefined {
     if (!this.hasRoom()) return undefined;
-    const t = newTask(service, where, this.opts.newId(), this.now);
+    // The service this pass changes may change again: only a committed one's copy is kept.
+    let template = this.taskTemplates.get(service);
+    if (!template || service === this.writtenService) {
+      template = taskTemplate(service);
+      if (service !== this.writtenService) this.taskTemplates.set(service, template);
+    }
+    const t = newTask(service, where, this.opts.newId(), this.now, template);
     t.desiredState = desiredState;
-    admitNewTask(t, this.now, this.opts.allocatorRuns);
+    admitNewTask(t, this.now, this.opts.allocatorRuns && this.needsAllocator(service, t));
     this.tx.create('tasks', t);
     this.written.set(t.id, t);
     return t;
+  }
+
+  /**
+   * Whether the allocator has anything to give this new task. A task that joins no network, of a
+   * service whose endpoint is allocated, would only be moved NEW -> PENDING by it with nothing
+   * else changed: it is created PENDING instead, which saves every such task one Raft write.
+   */
+  private needsAllocator(service: Service, t: Task): boolean {
+    if (this.allocated?.service !== service) {
+      const ingressId = this.tx.all('networks').find((n) => n.spec?.ingress)?.id;
+      this.allocated = { service, ingressId, done: isServiceAllocated(service, ingressId) };
+    }
+    return !this.allocated.done || taskAttachmentConfigs(t, service, this.allocated.ingressId).length > 0;
   }
 
   remove(task: Task): void {

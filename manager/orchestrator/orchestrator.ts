@@ -11,8 +11,8 @@
 //
 // Start it once the store has applied everything the new leader committed (Raft's no-op entry of
 // the new term), so it never reconciles a state older than what an earlier leader wrote.
-import { TaskStateNumber, type Cluster, type Node, type Service, type Task } from '../../proto/gen/objects.js';
-import type { MemoryStore, StoreEvent } from '../store/memory.js';
+import { TaskStateNumber, type Cluster, type Node, type Service, type StoreAction, type Task } from '../../proto/gen/objects.js';
+import { ConflictError, Tx, type MemoryStore, type StoreEvent } from '../store/memory.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { systemClock, type Clock } from './clock.js';
 import { ReconcileContext, type Effects } from './context.js';
@@ -37,6 +37,11 @@ export interface OrchestratorOptions extends SupervisorOptions {
   retryDelayMs?: number;
   /** Writes per transaction, so one Raft entry stays small (a service of 10,000 replicas). */
   maxWritesPerPass?: number;
+  /**
+   * Transactions one pass may write, proposed together. A pass reads the whole service, so
+   * a service of 100,000 replicas created 500 tasks at a time would be read 200 times.
+   */
+  transactionsPerPass?: number;
 }
 
 export class Orchestrator {
@@ -48,6 +53,7 @@ export class Orchestrator {
   private readonly allocatorRuns: boolean;
   private readonly retryDelayMs: number;
   private readonly maxWrites: number;
+  private readonly transactionsPerPass: number;
 
   private running = false;
   private readonly dirty = new Set<string>();
@@ -71,6 +77,7 @@ export class Orchestrator {
     this.allocatorRuns = opts.allocatorRuns ?? false;
     this.retryDelayMs = opts.retryDelayMs ?? 1000;
     this.maxWrites = Math.max(2, opts.maxWritesPerPass ?? 500); // a restart needs two
+    this.transactionsPerPass = Math.max(1, opts.transactionsPerPass ?? 8);
     this.supervisor = new RestartSupervisor(opts);
     this.updater = new Updater(this.supervisor.oldTaskTimeoutMs);
   }
@@ -79,7 +86,6 @@ export class Orchestrator {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.updater.progress.lookAfresh();
     this.store.on('change', this.onChange);
     this.store.on('restore', this.onRestore);
     this.everything = true;
@@ -134,6 +140,9 @@ export class Orchestrator {
     setImmediate(() => {
       this.scheduled = false;
       if (!this.running) return this.notifyIdle();
+      // A write applied before drain() first yielded kicked before `loop` was set: the loop in
+      // progress looks at what it marked dirty when it ends.
+      if (this.loop) return;
       this.loop = this.drain().finally(() => {
         this.loop = null;
         if (this.everything || this.dirty.size > 0) this.kick();
@@ -162,13 +171,44 @@ export class Orchestrator {
   private async reconcileService(serviceId: string): Promise<void> {
     let wrote = false;
     try {
-      const effects = await this.store.update((tx) => {
-        const ctx = new ReconcileContext(tx, this.clock.now(), { newId: this.newId, allocatorRuns: this.allocatorRuns, maxWrites: this.maxWrites });
-        reconcile(ctx, serviceId, this.supervisor, this.updater);
-        wrote = tx.actions.length > 0;
-        return ctx.effects;
+      const tx = new Tx(this.store);
+      const ctx = new ReconcileContext(tx, this.clock.now(), {
+        newId: this.newId,
+        allocatorRuns: this.allocatorRuns,
+        maxWrites: this.maxWrites * this.transactionsPerPass,
+        maxWritesPerTransaction: this.maxWrites,
       });
+      reconcile(ctx, serviceId, this.supervisor, this.updater);
+      const transactions = ctx.transactions();
+      wrote = transactions.length > 0;
+      // Proposed together, they commit in one Raft round and apply in order; each stands alone.
+      // Each is encoded when proposed: the event loop gets a turn between them (heartbeats, Raft).
+      const settling: Promise<PromiseSettledResult<void>>[] = [];
+      for (const actions of transactions) {
+        if (settling.length > 0) await new Promise((r) => setImmediate(r));
+        settling.push(this.store.commitActions(actions).then(
+          (value): PromiseSettledResult<void> => ({ status: 'fulfilled', value }),
+          (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
+        ));
+      }
+      const outcomes = await Promise.all(settling);
+      const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as Error] : []));
+      const effects = failed.length === 0 ? ctx.effects : committedEffects(ctx.effects, transactions, outcomes);
+      if (failed.some((e) => !(e instanceof ConflictError))) {
+        // Not the leader any more, most likely: no pass at once (it would fail at once, and again).
+        this.afterCommit(serviceId, { ...effects, more: false });
+        throw failed[0]!;
+      }
       this.afterCommit(serviceId, effects);
+      if (failed.length > 0) {
+        // A write that lost a race (a status report changed a task meanwhile) is decided again at
+        // once on fresh state, as store.update would retry it, a few times.
+        if (!this.running) return;
+        if (outcomes.length > failed.length || this.conflictRetry(serviceId)) this.dirty.add(serviceId);
+        else throw failed[0]!;
+      } else {
+        this.conflicts.delete(serviceId);
+      }
       if (!wrote) {
         this.streaks.delete(serviceId);
         return;
@@ -186,16 +226,27 @@ export class Orchestrator {
       }
     } catch (e) {
       if (!this.running) return;
+      this.conflicts.delete(serviceId);
+      this.dirty.delete(serviceId); // looked at again after the delay, not at once
       this.log.warn('reconciling a service failed; retrying', { service: serviceId, err: e as Error, retryMs: this.retryDelayMs });
       this.wakeAt(serviceId, this.clock.now() + this.retryDelayMs);
     }
+  }
+
+  /** Consecutive passes per service that wrote nothing but conflicts. */
+  private readonly conflicts = new Map<string, number>();
+
+  /** Whether a pass that only conflicted may run again at once (as store.update retries 5 times). */
+  private conflictRetry(serviceId: string): boolean {
+    const n = (this.conflicts.get(serviceId) ?? 0) + 1;
+    this.conflicts.set(serviceId, n);
+    return n <= MAX_CONFLICT_RETRIES;
   }
 
   private afterCommit(serviceId: string, effects: Effects): void {
     this.supervisor.commit(effects);
     if (!this.store.get('services', serviceId)) {
       this.supervisor.forgetService(serviceId);
-      this.updater.progress.forgetService(serviceId);
     }
     if (effects.wakeAt !== undefined) this.wakeAt(serviceId, effects.wakeAt);
     if (effects.more) this.dirty.add(serviceId);
@@ -280,11 +331,32 @@ export function reconcile(ctx: ReconcileContext, serviceId: string, supervisor: 
 
 const RUNNING = TaskStateNumber.RUNNING;
 const MAX_WRITE_STREAK = 100;
+const MAX_CONFLICT_RETRIES = 5;
 
-/** Changes any pass must see: new or deleted tasks, desired state, node, or the task stopping. */
+/** What a pass did, keeping only what its committed transactions wrote. */
+function committedEffects(effects: Effects, transactions: StoreAction[][], outcomes: PromiseSettledResult<void>[]): Effects {
+  const committed = new Set<string>();
+  transactions.forEach((actions, i) => {
+    if (outcomes[i]!.status !== 'fulfilled') return;
+    for (const a of actions) if (a.task) committed.add(a.task.id);
+  });
+  return {
+    restarts: effects.restarts.filter((r) => committed.has(r.newTaskId)),
+    promoted: effects.promoted.filter((id) => committed.has(id)),
+    ...(effects.wakeAt !== undefined ? { wakeAt: effects.wakeAt } : {}),
+    ...(effects.more ? { more: true } : {}),
+  };
+}
+
+/**
+ * Changes any pass must see: new or deleted tasks, desired state, a task moved off its node, or
+ * the task stopping. A task placed by the scheduler (no node before) is not news: it went where
+ * its service allows, and a pass over a big service after every batch of placements would cost
+ * the leader a read of the whole service each time.
+ */
 function taskChangeMatters(kind: StoreEvent['kind'], t: Task, old: Task | undefined): boolean {
   if (kind !== 'update' || !old) return true;
-  if (t.desiredState !== old.desiredState || t.nodeId !== old.nodeId) return true;
+  if (t.desiredState !== old.desiredState || (t.nodeId !== old.nodeId && old.nodeId !== '')) return true;
   const now = observedState(t);
   return now !== observedState(old) && TaskStateNumber[now] > RUNNING;
 }

@@ -6,15 +6,23 @@
 //   SHUTDOWN stopped by the orchestrator and kept as history (restarts, drained/down nodes)
 //   REMOVE   its slot is gone (scale down, service removed): the reaper deletes it once stopped
 // Agents and the scheduler must treat every desired state above RUNNING as "stop".
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { Annotations, Endpoint, Task, TaskSpec, TaskStateNumber, TaskStatus, type Service, type TaskState } from '../../proto/gen/objects.js';
 import { blank, copy } from '../store/blank.js';
 
 const RUNNING = TaskStateNumber.RUNNING;
 
+const idPool = Buffer.alloc(17 * 256);
+let idPoolAt = idPool.length;
+
 /** Docker's identity.NewID: 128+ random bits as 25 base-36 characters. */
 export function newTaskId(): string {
-  const bytes = randomBytes(17);
+  // Random bytes drawn in bulk: one call into the kernel per 256 ids, not per id.
+  if (idPoolAt + 17 > idPool.length) {
+    randomFillSync(idPool);
+    idPoolAt = 0;
+  }
+  const bytes = Buffer.from(idPool.subarray(idPoolAt, (idPoolAt += 17)));
   bytes[0]! |= 0x80; // the high bit fixes the length, so no padding is needed
   return BigInt('0x' + bytes.toString('hex')).toString(36).slice(1, 26);
 }
@@ -62,14 +70,28 @@ export interface Placement {
   jobIteration?: number;
 }
 
-/** A task for `service` in a slot (replicated) or on a node (global), as swarmkit's NewTask. */
-export function newTask(service: Service, where: Placement, id: string, now: number): Task {
+/** What every new task of a service copies from it. */
+export interface TaskTemplate {
+  spec: TaskSpec;
+  endpoint: Endpoint | null;
+}
+
+export function taskTemplate(service: Service): TaskTemplate {
+  return { spec: service.spec?.task ? copy(TaskSpec, service.spec.task) : blank(TaskSpec), endpoint: service.endpoint ? copy(Endpoint, service.endpoint) : null };
+}
+
+/**
+ * A task for `service` in a slot (replicated) or on a node (global), as swarmkit's NewTask. Tasks
+ * made from one `template` share its spec and endpoint objects, which nobody changes in place
+ * (the store's objects are read-only; a change is a new object).
+ */
+export function newTask(service: Service, where: Placement, id: string, now: number, template: TaskTemplate = taskTemplate(service)): Task {
   const name = service.spec?.annotations?.name ?? service.id;
   const slot = where.slot ?? 0;
   const nodeId = where.nodeId ?? '';
   return blank(Task, {
     id,
-    spec: service.spec?.task ? copy(TaskSpec, service.spec.task) : blank(TaskSpec),
+    spec: template.spec,
     specVersion: service.specVersion,
     serviceId: service.id,
     serviceName: name,
@@ -78,7 +100,7 @@ export function newTask(service: Service, where: Placement, id: string, now: num
     annotations: blank(Annotations, { name: slot ? `${name}.${slot}` : `${name}.${nodeId}` }),
     status: blank(TaskStatus, { timestamp: now, state: 'NEW', message: 'created' }),
     desiredState: 'RUNNING',
-    endpoint: service.endpoint ? copy(Endpoint, service.endpoint) : null,
+    endpoint: template.endpoint,
     jobIteration: where.jobIteration ?? 0,
   });
 }

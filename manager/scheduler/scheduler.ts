@@ -27,6 +27,12 @@ export interface SchedulerOptions {
   maxDelayMs?: number;
   /** Task writes per store transaction (swarmkit uses 200: Raft entries stay well under the message size limit). */
   batchSize?: number;
+  /**
+   * Tasks one pass decides on. A pass runs in one go on the event loop: 100,000 tasks at once
+   * would block it for seconds (a leader that stops answering Raft loses its leadership); the
+   * rest follow in the next pass, as soon as this one's writes are proposed.
+   */
+  maxTasksPerPass?: number;
   /** Time stamped on task statuses. */
   clock?: () => number;
   logger?: Logger;
@@ -55,6 +61,7 @@ export class Scheduler {
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
   private readonly batchSize: number;
+  private readonly maxTasksPerPass: number;
   private readonly clock: () => number;
   private readonly log: Logger;
   private readonly filters: readonly Filter[] | undefined;
@@ -63,6 +70,8 @@ export class Scheduler {
   /** After a failed commit, no pass before this time (a manager that lost leadership must not spin). */
   private notBefore = 0;
   private running: Promise<void> | undefined;
+  /** Tasks looked at by passes in a row that placed nothing. */
+  private sweptInVain = 0;
   private started = false;
   private idleWaiters: (() => void)[] = [];
   readonly stats: SchedulerStats = { passes: 0, assigned: 0, unplaced: 0, skipped: 0, transactions: 0, failedCommits: 0 };
@@ -74,6 +83,7 @@ export class Scheduler {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = options.maxDelayMs ?? 1000;
     this.batchSize = options.batchSize ?? 200;
+    this.maxTasksPerPass = options.maxTasksPerPass ?? 2000;
     this.clock = options.clock ?? Date.now;
     this.log = options.logger ?? silentLogger;
     this.filters = options.filters;
@@ -217,7 +227,20 @@ export class Scheduler {
   private async pass(): Promise<void> {
     if (this.pending.size === 0) return;
     this.stats.passes++;
-    const result = schedule(this.nodes.values(), [...this.pending.values()], this.filters ? { filters: this.filters } : {});
+    const tasks: Task[] = [];
+    for (const t of this.pending.values()) {
+      if (tasks.length >= this.maxTasksPerPass) break;
+      tasks.push(t);
+    }
+    const result = schedule(this.nodes.values(), tasks, this.filters ? { filters: this.filters } : {});
+    // Tasks that fit nowhere go to the back, so that those behind them get their turn; the rest
+    // get another pass at once, until a round over every waiting task placed nothing.
+    for (const u of result.unplaced) {
+      this.pending.delete(u.task.id);
+      this.pending.set(u.task.id, u.task);
+    }
+    this.sweptInVain = result.assigned.length > 0 ? 0 : this.sweptInVain + tasks.length;
+    if (this.pending.size > tasks.length && this.sweptInVain < this.pending.size) this.firstChangeAt ??= Date.now();
     // schedule() counted the placements on the node infos: record them as placed right away.
     for (const a of result.assigned) {
       this.pending.delete(a.task.id);
@@ -230,13 +253,16 @@ export class Scheduler {
     if (result.assigned.length > 0 || result.unplaced.length > 0) {
       this.log.debug('scheduling pass', { assigned: result.assigned.length, unplaced: result.unplaced.length });
     }
+    if (!this.started) return this.resync(writes);
+    // The batches are proposed together: they commit in the same Raft round(s) rather than one
+    // round each, and each stands alone (a refused batch is resynced by itself).
+    // Each is encoded when proposed: the event loop gets a turn between them (Raft heartbeats).
+    const commits: Promise<void>[] = [];
     for (let i = 0; i < writes.length; i += this.batchSize) {
-      if (!this.started) {
-        this.resync(writes.slice(i));
-        return;
-      }
-      await this.commit(writes.slice(i, i + this.batchSize));
+      if (commits.length > 0) await new Promise((r) => setImmediate(r));
+      commits.push(this.commit(writes.slice(i, i + this.batchSize)));
     }
+    await Promise.all(commits);
   }
 
   private async commit(batch: Write[]): Promise<void> {

@@ -63,17 +63,26 @@ export interface ReadView {
 
 export class Tx implements ReadView {
   readonly actions: StoreAction[] = [];
-  private readonly written = new Map<string, StoreObject | null>();
+  /** This transaction's writes by table and id (null: removed). */
+  private readonly written = new Map<TableName, Map<string, StoreObject | null>>();
+  /**
+   * This transaction's written objects by index and key, for the indexes looked up in it (most
+   * transactions never look anything up), so a lookup costs what it returns rather than a scan
+   * of every write (a pass writes thousands). An object
+   * changed in place after it was written keeps the keys it was written with (only its desired
+   * state ever is, and no reader looks tasks up by desired state inside a transaction).
+   */
+  private readonly writtenIndex = new Map<TableName, Map<string, Map<string, Set<string>>>>();
 
   constructor(private readonly base: ReadView) {}
 
-  private key(table: TableName, id: string): string {
-    return `${table}/${id}`;
+  private writes(table: TableName): Map<string, StoreObject | null> | undefined {
+    return this.written.get(table);
   }
 
   get<K extends TableName>(table: K, id: string): ObjectTypes[K] | undefined {
-    const k = this.key(table, id);
-    if (this.written.has(k)) return (this.written.get(k) ?? undefined) as ObjectTypes[K] | undefined;
+    const w = this.writes(table);
+    if (w?.has(id)) return (w.get(id) ?? undefined) as ObjectTypes[K] | undefined;
     return this.base.get(table, id);
   }
 
@@ -81,27 +90,23 @@ export class Tx implements ReadView {
     // Index lookups see committed state patched with this transaction's writes.
     const spec = INDEXES[table][index] as IndexSpec<ObjectTypes[K]> | undefined;
     if (!spec) throw new Error(`no index ${index} on ${table}`);
-    const out = new Map<string, ObjectTypes[K]>();
-    for (const o of this.base.find(table, index, key)) out.set(o.id, o);
-    for (const [k, o] of this.written) {
-      if (!k.startsWith(table + '/')) continue;
-      const id = k.slice(table.length + 1);
-      out.delete(id);
-      if (o && spec.keys(o as ObjectTypes[K]).includes(key)) out.set(id, o as ObjectTypes[K]);
+    const base = this.base.find(table, index, key);
+    const w = this.writes(table);
+    if (!w) return base;
+    const out = base.filter((o) => !w.has(o.id));
+    for (const id of this.writtenBy(table, index).get(key) ?? []) {
+      const o = w.get(id) as ObjectTypes[K] | null | undefined;
+      if (o && spec.keys(o).includes(key)) out.push(o);
     }
-    return [...out.values()];
+    return out;
   }
 
   all<K extends TableName>(table: K): ObjectTypes[K][] {
-    const out = new Map<string, ObjectTypes[K]>();
-    for (const o of this.base.all(table)) out.set(o.id, o);
-    for (const [k, o] of this.written) {
-      if (!k.startsWith(table + '/')) continue;
-      const id = k.slice(table.length + 1);
-      if (o) out.set(id, o as ObjectTypes[K]);
-      else out.delete(id);
-    }
-    return [...out.values()];
+    const w = this.writes(table);
+    if (!w) return this.base.all(table);
+    const out = this.base.all(table).filter((o) => !w.has(o.id));
+    for (const o of w.values()) if (o) out.push(o as ObjectTypes[K]);
+    return out;
   }
 
   create<K extends TableName>(table: K, object: ObjectTypes[K]): void {
@@ -124,7 +129,33 @@ export class Tx implements ReadView {
 
   private push<K extends TableName>(kind: StoreAction_Kind, table: K, object: ObjectTypes[K]): void {
     this.actions.push({ kind, [ACTION_FIELD[table]]: object, target: ACTION_FIELD[table] } as StoreAction);
-    this.written.set(this.key(table, object.id), kind === 'REMOVE' ? null : object);
+    let w = this.written.get(table);
+    if (!w) this.written.set(table, (w = new Map()));
+    w.set(object.id, kind === 'REMOVE' ? null : object);
+    if (kind === 'REMOVE') return; // the id stays in the index; find() sees it removed
+    const built = this.writtenIndex.get(table);
+    if (built) for (const [name, byKey] of built) addKeys(byKey, INDEXES[table][name] as IndexSpec<StoreObject>, object);
+  }
+
+  /** This transaction's writes to `table` by the keys of `index`, built when first asked for. */
+  private writtenBy(table: TableName, index: string): Map<string, Set<string>> {
+    let built = this.writtenIndex.get(table);
+    if (!built) this.writtenIndex.set(table, (built = new Map()));
+    let byKey = built.get(index);
+    if (!byKey) {
+      built.set(index, (byKey = new Map()));
+      const spec = INDEXES[table][index] as IndexSpec<StoreObject>;
+      for (const o of this.written.get(table)?.values() ?? []) if (o) addKeys(byKey, spec, o);
+    }
+    return byKey;
+  }
+}
+
+function addKeys(byKey: Map<string, Set<string>>, spec: IndexSpec<StoreObject>, object: StoreObject): void {
+  for (const key of spec.keys(object)) {
+    let ids = byKey.get(key);
+    if (!ids) byKey.set(key, (ids = new Set()));
+    ids.add(object.id);
   }
 }
 
@@ -192,6 +223,16 @@ export class MemoryStore extends EventEmitter implements ReadView {
         throw e;
       }
     }
+  }
+
+  /**
+   * Commits writes a transaction view collected (`new Tx(store)`), once, without re-running
+   * anything: for a caller that cuts one decision into several transactions and proposes them
+   * together. Rejects with ConflictError when an object changed after it was read.
+   */
+  async commitActions(actions: StoreAction[]): Promise<void> {
+    if (actions.length === 0) return;
+    await this.commit({ actions, extension: new Uint8Array(), extensionKind: '' });
   }
 
   /** Proposes a record for a registered extension; resolves with what its apply returned. */

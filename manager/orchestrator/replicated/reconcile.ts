@@ -5,7 +5,7 @@
 import type { Service, Task } from '../../../proto/gen/objects.js';
 import type { ReconcileContext } from '../context.js';
 import type { RestartSupervisor } from '../restart/supervisor.js';
-import { groupBy, keepOneLive, tendReplicatedSlot } from '../slots.js';
+import { keepOneLive, tendReplicatedSlot } from '../slots.js';
 import { isLive, newest, observedState } from '../task.js';
 import type { Updater } from '../update/updater.js';
 
@@ -18,12 +18,8 @@ export interface OccupiedSlot {
 
 /** Slots that count towards the replica count. */
 export function occupiedSlots(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor): OccupiedSlot[] {
-  const bySlot = groupBy(
-    ctx.tasksOfService(service.id).filter((t) => t.slot > 0),
-    (t) => t.slot,
-  );
   const out: OccupiedSlot[] = [];
-  for (const [slot, tasks] of bySlot) {
+  for (const [slot, tasks] of ctx.slotsOf(service.id)) {
     const live = tasks.filter(isLive);
     if (live.length > 0) out.push({ slot, tasks: live, live: true });
     else {
@@ -55,7 +51,7 @@ export function scaleDownOrder(slots: OccupiedSlot[]): OccupiedSlot[] {
 
 export function reconcileReplicated(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor, updater: Updater): void {
   const replicas = service.spec?.replicated?.replicas ?? 0;
-  const slotTasks = () => groupBy(ctx.tasksOfService(service.id).filter((t) => t.slot > 0), (t) => t.slot);
+  const slotTasks = () => ctx.slotsOf(service.id);
 
   for (const tasks of slotTasks().values()) tendReplicatedSlot(ctx, service, supervisor, tasks);
   for (const tasks of slotTasks().values()) keepOneLive(ctx, service, tasks);

@@ -101,7 +101,7 @@ export class RestartSupervisor {
     const where = isGlobal(service) ? { nodeId: t.nodeId } : { slot: t.slot };
     const replacement = ctx.createTask(service, { ...where, jobIteration: job ? service.jobIteration : 0 }, delay > 0 || waitStop ? 'READY' : 'RUNNING');
     if (!replacement) return undefined;
-    ctx.effects.restarts.push({
+    ctx.planRestart({
       key: this.historyKey(replacement, service),
       specVersion: service.specVersion,
       at: ctx.now,
@@ -126,7 +126,7 @@ export class RestartSupervisor {
   promoteReady(ctx: ReconcileContext, slotTasks: Task[]): void {
     for (const t of slotTasks) {
       if (t.desiredState !== 'READY') continue;
-      const planned = ctx.effects.restarts.find((r) => r.newTaskId === t.id)?.dueAt;
+      const planned = ctx.plannedStart(t.id);
       const dueAt = planned ?? this.due.get(t.id) ?? (t.meta?.createdAt ?? ctx.now) + this.delayOf(t);
       if (ctx.now < dueAt) {
         ctx.wake(dueAt);

@@ -25,13 +25,14 @@
 // - Config: `spec.update` / `spec.rollback` as written; null means Docker's defaults; monitor 0
 //   means the default 5 s (as Docker's API conversion reads it); parallelism 0 means all at once.
 //
-// LEVEL-TRIGGERED: nothing here lives only in memory except the times this leader saw update
-// tasks start, turn healthy and fail (./progress.ts). Every pass over a service derives the
-// update's state from the store: the update's tasks are those of the service's spec version
-// created since updateStatus.startedAt, and a slot is
+// LEVEL-TRIGGERED: nothing here lives only in memory except the times update tasks started,
+// turned healthy and failed, read from their statuses as passes see them (./progress.ts). Every
+// pass over a service derives the update's state from the store: the update's tasks are those of
+// the service's spec version created since updateStatus.startedAt, and a slot is
 //   pending    a live task is dirty, no clean task is live, the slot has no task of this update;
 //   in flight  it has tasks of this update, none of which has run healthy or failed yet;
-//   done       one of its update tasks ran healthy or failed (swarmkit's worker moves on then).
+//   done       one of its update tasks ran healthy or failed (swarmkit's worker moves on then),
+//              or waited a monitor period unscheduled (see noteUnscheduled).
 // At most `parallelism` slots are in flight or in their `delay` after being done. A new leader
 // therefore resumes where the old one was, and never gives a slot a second replacement.
 //
@@ -42,8 +43,8 @@
 // fails is the restart supervisor's to restart, as any task; its failure within `monitor` of
 // starting counts once per slot against max-failure-ratio (failed slots / slots of the update).
 // After the last slot, the update stays running for one more delay and monitor period before it
-// completes, so late failures still count. An update waits for its new tasks without a deadline
-// (as swarmkit): a task no node can take keeps its slot in flight.
+// completes, so late failures still count. A new task no node can take fails its slot after one
+// monitor period (see noteUnscheduled; swarmkit waits for it forever).
 //
 // Health: a task counts as updated once RUNNING and, when its spec has a health check, healthy. A
 // health check that only the image defines is invisible to the managers: such a task counts once
@@ -58,7 +59,7 @@ import { isJob } from '../service.js';
 import { byAge, endedByItself, isLive, observedState, type Placement } from '../task.js';
 import { rollingBack, updateConfigOf, updatePaused, updateRunning } from './config.js';
 import { isTaskDirty } from './dirty.js';
-import { failure, runsHealthy, UpdateProgress } from './progress.js';
+import { failure, runsHealthy, unscheduled, UpdateProgress } from './progress.js';
 
 /** A slot (replicated) or node (global) of a service, as the reconciler hands it over. */
 export interface UpdateSlot {
@@ -133,10 +134,10 @@ export class Updater {
 
     const config = updateConfigOf(service);
     this.progress.observe(
-      service.id,
       views.flatMap((v) => v.attempts),
       ctx.now,
     );
+    for (const v of views) for (const t of v.attempts) this.noteUnscheduled(ctx, v.slot.tasks, t, config.monitorMs);
 
     // Start-first slots whose new task runs healthy: the old one goes.
     for (const v of views) {
@@ -203,7 +204,7 @@ export class Updater {
     if (Math.fround(failed.length / Math.max(total, 1)) <= Math.fround(config.maxFailureRatio)) return false;
 
     const last = failed.sort((a, b) => a.at - b.at || (a.task.id < b.task.id ? -1 : 1)).at(-1)!.task;
-    const why = `failure or early termination of task ${last.id} (${failure(last) ?? observedState(last).toLowerCase()})`;
+    const why = `failure or early termination of task ${last.id} (${failureReason(last)})`;
     if (rollingBack(service)) {
       this.pause(ctx, service, 'ROLLBACK_PAUSED', `rollback paused due to ${why}`);
     } else if (config.failureAction === 'ROLLBACK' && service.previousSpec) {
@@ -219,6 +220,29 @@ export class Updater {
       this.pause(ctx, service, 'PAUSED', `update paused due to ${why}${noPrevious}`);
     }
     return true;
+  }
+
+  /**
+   * An update task no node can take. Docker leaves such a task PENDING with the scheduler's reason
+   * and its update "in progress" for ever (swarmkit's updater waits for the task to run without a
+   * deadline). The task itself stays PENDING here too, as in Docker: the scheduler keeps trying
+   * it, and it runs as soon as a node fits. But the update counts its slot as failed once the task
+   * has waited a monitor period with the scheduler's reason on it, so the failure action applies —
+   * pause with that reason, continue, or roll back — instead of an update that never ends (a
+   * constraint no node matches, a reservation no node has left). A task the scheduler has not
+   * decided on yet (no reason: a busy manager) is not counted, however long it waits. The wait
+   * starts at the latest of: the reason written, and the slot's old task stopped (a stop-first
+   * replacement may need what the old one held). All of it is read from the store, so a new
+   * leader agrees.
+   */
+  private noteUnscheduled(ctx: ReconcileContext, slotTasks: readonly Task[], t: Task, monitorMs: number): void {
+    if (!unscheduled(t) || !t.status?.err || this.progress.failedAt(t.id) !== undefined) return;
+    const before = slotTasks.filter((o) => o.id !== t.id && !isLive(o));
+    if (before.some((o) => stillRunning(ctx, o))) return; // its end is reported, with a new pass
+    const since = [t.status.timestamp, ...before.map((o) => o.status?.timestamp ?? 0)].map((at) => Math.min(ctx.now, at));
+    const due = Math.max(createdAt(t, ctx.now), ...since) + monitorMs;
+    if (ctx.now >= due) this.progress.markFailed(t.id, due);
+    else ctx.wake(due);
   }
 
   private pause(ctx: ReconcileContext, service: Service, state: 'PAUSED' | 'ROLLBACK_PAUSED', message: string): void {
@@ -268,6 +292,14 @@ export class Updater {
     }
     ctx.setDesired(t, 'RUNNING');
   }
+}
+
+/** Why a failed update task counts as failed, for the update's message. */
+function failureReason(t: Task): string {
+  const why = failure(t);
+  if (why !== undefined) return why;
+  if (unscheduled(t) && t.status?.err) return `not scheduled within the monitor period: ${t.status.err}`;
+  return observedState(t).toLowerCase();
 }
 
 const runsAny = (v: SlotView): boolean => v.dirtyLive.some((t) => observedState(t) === 'RUNNING');

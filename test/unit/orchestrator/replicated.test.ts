@@ -211,3 +211,35 @@ test('big changes are split into transactions of bounded size', async () => {
   assert.deepEqual(h.tasks('web'), []);
   assert.ok(Math.max(...perEntry.values()) <= 10, `largest entry: ${Math.max(...perEntry.values())} writes`);
 });
+
+test('a pass is cut into transactions between restarts, never inside one', async () => {
+  const h = new Harness({ maxWritesPerPass: 5 });
+  await h.start();
+  await h.addNode('n1');
+  await h.addNode('n2');
+  await h.addService('web', { replicas: 12, restart: { delayMs: 0 } });
+  await h.cluster();
+  const onN1 = h.live('web').filter((t) => t.nodeId === 'n1').map((t) => t.slot);
+  assert.ok(onN1.length >= 3);
+  // Per entry: the slots whose task was shut down and the slots that got a new task.
+  const entries = new Map<number, { shut: number[]; created: number[] }>();
+  h.store.on('change', (e: StoreEvent) => {
+    if (e.table !== 'tasks') return;
+    const [now, old] = [e.object as Task, e.old as Task | undefined];
+    const entry = entries.get(e.index) ?? { shut: [], created: [] };
+    entries.set(e.index, entry);
+    if (e.kind === 'create') entry.created.push(now.slot);
+    else if (e.kind === 'update' && now.desiredState === 'SHUTDOWN' && old?.desiredState !== 'SHUTDOWN') entry.shut.push(now.slot);
+  });
+  await h.setNodeState('n1', 'DOWN');
+  await h.settle();
+  const all = [...entries.values()];
+  assert.deepEqual(all.flatMap((e) => e.created).sort((a, b) => a - b), [...onN1].sort((a, b) => a - b));
+  for (const e of all) {
+    assert.ok(e.created.length + e.shut.length <= 5, `entry too big: ${JSON.stringify(e)}`);
+    // A replacement is committed with its predecessor's shutdown, or not at all.
+    assert.deepEqual([...e.created].sort((a, b) => a - b), [...e.shut].sort((a, b) => a - b));
+  }
+  assert.equal(h.live('web').length, 12);
+  assert.ok(h.live('web').every((t) => t.nodeId !== 'n1' || t.desiredState !== 'RUNNING'));
+});

@@ -2,6 +2,8 @@
 // the update stands from the store and carries on, giving no slot a second replacement.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { blank } from '../../../manager/store/blank.js';
+import { TaskStatus, type Task } from '../../../proto/gen/objects.js';
 import { state } from './harness.js';
 import { image, liveBySlot, Rollout } from './rollout.js';
 
@@ -98,4 +100,49 @@ test('a rollback survives a leader change and completes', async () => {
   await failover(h);
   await h.until('web', (s) => s === 'ROLLBACK_COMPLETED');
   for (const live of liveBySlot(h.tasks('web')).values()) assert.deepEqual(live.map(image), ['app:1']);
+});
+
+/**
+ * Slot 1's new task starts while no leader runs; its agent's report reaches the new leader 3 s
+ * later, stamped with when the task started.
+ */
+async function startedDuringFailover(h: Rollout): Promise<{ fresh: Task; startedAt: number }> {
+  await h.start();
+  await h.addNode('n1');
+  await h.createService('web', { replicas: 1, update: { monitorMs: 5000, delayMs: 3000 } });
+  await h.agents();
+  await h.setImage('web', 'app:2');
+  const fresh = h.live('web').find((t) => image(t) === 'app:2')!;
+  const old = h.tasks('web').find((t) => image(t) === 'app:1')!;
+  await h.report(old.id, 'SHUTDOWN');
+  assert.equal(h.task(fresh.id).desiredState, 'RUNNING');
+  await h.orch.stop();
+  const startedAt = h.clock.now();
+  await h.advance(3000);
+  h.orch = h.newOrchestrator();
+  await h.start();
+  await h.updateTask(fresh.id, (t) => (t.status = blank(TaskStatus, { state: 'RUNNING', timestamp: startedAt, message: 'started' })));
+  return { fresh, startedAt };
+}
+
+test('a new leader counts the delay and monitor period from when a task started, not from when it heard of it', async () => {
+  const h = new Rollout();
+  const { startedAt } = await startedDuringFailover(h);
+  assert.equal(h.status('web'), 'UPDATING');
+  // The last slot done: the update completes a delay (3 s) and a monitor period (5 s) later.
+  await h.advance(startedAt + 7999 - h.clock.now());
+  assert.equal(h.status('web'), 'UPDATING');
+  await h.advance(1);
+  assert.equal(h.status('web'), 'COMPLETED');
+});
+
+test('a task reported late that fails past its monitor period (counted from its start) is no failure of the update', async () => {
+  const h = new Rollout();
+  const { fresh, startedAt } = await startedDuringFailover(h);
+  // 6 s after it started, 3 s after the new leader heard of it.
+  await h.advance(startedAt + 6000 - h.clock.now());
+  await h.report(fresh.id, 'FAILED');
+  assert.equal(h.status('web'), 'UPDATING', 'not paused: the task had run past its monitor period');
+  await h.advance(2000);
+  assert.equal(h.status('web'), 'COMPLETED');
 });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blank } from '../../../manager/store/blank.js';
-import { Endpoint, EndpointSpec, PortConfig } from '../../../proto/gen/objects.js';
+import { Endpoint, EndpointSpec, PortConfig, TaskStatus } from '../../../proto/gen/objects.js';
 import { state } from './harness.js';
 import { image, liveBySlot, Rollout } from './rollout.js';
 
@@ -415,4 +415,65 @@ test('a port change replaces tasks once the allocator has given the service its 
   await allocate([8080]);
   await h.until('web', (s) => s === 'COMPLETED');
   assert.ok(h.live('web').every((t) => !before.includes(t.id) && t.endpoint?.spec?.ports[0]?.publishedPort === 8080));
+});
+
+/** Slot 1's update: its old task asked to stop, its new task made and still unscheduled. */
+async function unschedulable(h: Rollout, failureAction: 'PAUSE' | 'CONTINUE' = 'PAUSE') {
+  await h.createService('web', { replicas: 2, update: { failureAction } });
+  await h.agents();
+  await h.setImage('web', 'app:2');
+  const fresh = h.live('web').find((t) => image(t) === 'app:2')!;
+  const old = h.tasks('web').find((t) => t.slot === fresh.slot && image(t) === 'app:1')!;
+  assert.equal(old.desiredState, 'SHUTDOWN');
+  // What the scheduler writes on a task that fits nowhere.
+  await h.updateTask(fresh.id, (t) => (t.status = blank(TaskStatus, { state: 'PENDING', timestamp: h.clock.now(), message: 'pending task scheduling', err: 'no suitable node (scheduling constraints not satisfied on 3 nodes)' })));
+  return { fresh, old };
+}
+
+test('a new task no node can take fails its slot one monitor period after it could be placed; it stays pending', async () => {
+  const h = await cluster();
+  const { fresh, old } = await unschedulable(h);
+  // Not while the old task still runs: a stop-first replacement may need what it holds.
+  await h.advance(3000);
+  assert.equal(h.status('web'), 'UPDATING');
+  await h.report(old.id, 'SHUTDOWN');
+  await h.advance(4999);
+  assert.equal(h.status('web'), 'UPDATING');
+  await h.advance(1);
+  assert.equal(h.status('web'), 'PAUSED');
+  assert.equal(
+    h.service('web').updateStatus!.message,
+    `update paused due to failure or early termination of task ${fresh.id} (not scheduled within the monitor period: no suitable node (scheduling constraints not satisfied on 3 nodes))`,
+  );
+  // As in Docker, the task itself is not given up on: it runs once a node fits.
+  assert.equal(state(h.task(fresh.id)), 'PENDING');
+  assert.equal(h.task(fresh.id).desiredState, 'RUNNING');
+  await h.agents();
+  assert.equal(state(h.task(fresh.id)), 'RUNNING');
+});
+
+test('a new task the scheduler has not decided on yet is waited for, however long', async () => {
+  const h = await cluster();
+  await h.createService('web', { replicas: 2 });
+  await h.agents();
+  await h.setImage('web', 'app:2');
+  const fresh = h.live('web').find((t) => image(t) === 'app:2')!;
+  const old = h.tasks('web').find((t) => t.slot === fresh.slot && image(t) === 'app:1')!;
+  await h.report(old.id, 'SHUTDOWN');
+  await h.advance(60_000);
+  assert.equal(state(h.task(fresh.id)), 'PENDING');
+  assert.equal(h.status('web'), 'UPDATING');
+});
+
+test('with failure action continue an unschedulable task lets the update go on to the next slot', async () => {
+  const h = await cluster();
+  const { fresh, old } = await unschedulable(h, 'CONTINUE');
+  await h.report(old.id, 'SHUTDOWN');
+  await h.advance(4999);
+  assert.equal(h.live('web').filter((t) => image(t) === 'app:2').length, 1, 'slot 1 still in flight');
+  await h.advance(1);
+  const fresh2 = h.live('web').filter((t) => image(t) === 'app:2' && t.id !== fresh.id);
+  assert.equal(fresh2.length, 1, 'the next slot is being updated');
+  await h.until('web', (s) => s === 'COMPLETED');
+  allOn(h, 'web', 'app:2', 2);
 });

@@ -261,3 +261,19 @@ test('after a snapshot is restored the scheduler starts over from the new state'
   // n1 already ran two of web's tasks: both new ones go to n2.
   assert.deepEqual(placement(store), { n2: 2 });
 });
+
+test('a pass takes a bounded number of tasks; those that fit nowhere do not hold back the ones behind them', async (t) => {
+  const store = newStore();
+  // The big tasks come first in the scheduler's queue, and each pass takes only three tasks.
+  await add(store, 'node n1 mem=4G\nnode n2 mem=4G\nservice big x5 mem=100G\nservice web x4 mem=1G');
+  const scheduler = startScheduler(t, store, { maxTasksPerPass: 3 });
+  await waitFor('web tasks assigned', () => assignedCount(store) === 4);
+  assert.deepEqual(placement(store), { n1: 2, n2: 2 });
+  await waitFor('reasons written', () => store.all('tasks').filter((task) => task.serviceId === 'big').every((task) => task.status?.err !== ''));
+  // Once a round over every waiting task placed nothing, the scheduler rests until something changes.
+  await scheduler.idle();
+  const passes = scheduler.stats.passes;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(scheduler.stats.passes, passes);
+  assert.equal(scheduler.pendingTasks().length, 5);
+});

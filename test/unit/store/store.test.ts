@@ -54,6 +54,43 @@ test('a transaction sees its own writes before commit', async () => {
   assert.deepEqual(s.all('tasks').map((t) => t.id), ['b']);
 });
 
+test('lookups in a transaction follow its writes: keys moved, objects removed, index built before or after', async () => {
+  const s = newStore();
+  await s.update((tx) => {
+    for (let i = 1; i <= 3; i++) tx.create('tasks', task(`t${i}`, 'svc', i, 'n1'));
+  });
+  const ids = (list: Task[]) => list.map((t) => t.id).sort();
+  await s.update((tx) => {
+    // Looked up before any write, then after each: the index of this transaction's writes is kept current.
+    assert.deepEqual(ids(tx.find('tasks', 'node', 'n1')), ['t1', 't2', 't3']);
+    tx.update('tasks', { ...s.get('tasks', 't1')!, nodeId: 'n2' });
+    assert.deepEqual(ids(tx.find('tasks', 'node', 'n1')), ['t2', 't3']);
+    assert.deepEqual(ids(tx.find('tasks', 'node', 'n2')), ['t1']);
+    tx.remove('tasks', 't2');
+    tx.create('tasks', task('t4', 'svc', 4, 'n2'));
+    assert.deepEqual(ids(tx.find('tasks', 'node', 'n1')), ['t3']);
+    assert.deepEqual(ids(tx.find('tasks', 'node', 'n2')), ['t1', 't4']);
+    // An index first asked for after the writes is built from them.
+    assert.deepEqual(ids(tx.find('tasks', 'slot', 'svc/4')), ['t4']);
+    assert.deepEqual(ids(tx.find('tasks', 'slot', 'svc/2')), []);
+    assert.deepEqual(ids(tx.all('tasks')), ['t1', 't3', 't4']);
+  });
+  assert.deepEqual(ids(s.find('tasks', 'node', 'n2')), ['t1', 't4']);
+});
+
+test('commitActions commits what a transaction view collected, once; a stale write is refused, not retried', async () => {
+  const s = newStore();
+  await s.update((tx) => tx.create('tasks', task('a', 'svc', 1)));
+  const { Tx } = await import('../../../manager/store/memory.js');
+  const stale = new Tx(s);
+  stale.update('tasks', { ...s.get('tasks', 'a')!, nodeId: 'n1' });
+  const fresh = new Tx(s);
+  fresh.update('tasks', { ...s.get('tasks', 'a')!, nodeId: 'n2' });
+  await s.commitActions(fresh.actions);
+  await assert.rejects(s.commitActions(stale.actions), ConflictError);
+  assert.equal(s.get('tasks', 'a')!.nodeId, 'n2');
+});
+
 test('names are unique, and a failed transaction changes nothing', async () => {
   const s = newStore();
   await s.update((tx) => tx.create('services', service('s1', 'web')));
