@@ -42,7 +42,12 @@ shoal service ps demo_web --filter desired-state=running
 
 say "A rolling update, two at a time, with its progress"
 shoal service update --env-add VERSION=2 --update-parallelism 2 --update-delay 1s demo_web
-shoal service inspect --pretty demo_web | sed -n '1,12p'
+# The updater marks the update completed once the last batch has passed its monitor period.
+for _ in $(seq 30); do
+  [ "$("$lab" cli h1 -- service inspect --format '{{.UpdateStatus.State}}' demo_web)" = completed ] && break
+  sleep 1
+done
+shoal service inspect --format '{{.Spec.Name}}: update {{.UpdateStatus.State}}, env {{.Spec.TaskTemplate.ContainerSpec.Env}}' demo_web
 
 say "Drain h4: its tasks move to the other hosts"
 shoal node update --availability drain h4
