@@ -12,7 +12,7 @@
 // then deleted. Commands beyond the pool's size wait for a free shell. If no shell can be started
 // or one dies, commands run through Node's own spawn, as they would without it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,7 +111,7 @@ export class Spawner {
       if (!shell) return;
       const request = this.queue.shift()!;
       const id = ++this.nextId;
-      this.dir ??= mkdtempSync(join(tmpdir(), 'shoal-spawner-'));
+      this.dir ??= outputDir();
       const out = join(this.dir, `${id}.out`);
       const err = join(this.dir, `${id}.err`);
       shell.current = { id, request, out, err };
@@ -182,3 +182,26 @@ function runDirect(file: string, args: readonly string[], options: RunOptions): 
 
 /** The process's runner: one helper shell per daemon. */
 export const spawner = new Spawner();
+
+const DIR_PREFIX = 'shoal-spawner-';
+
+/**
+ * A fresh directory for the shells' output files, named after this process. A daemon killed with
+ * SIGKILL cannot remove its own, so each new one first removes those whose process is gone.
+ */
+function outputDir(): string {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = name.startsWith(DIR_PREFIX) ? Number(name.slice(DIR_PREFIX.length).split('-')[0]) : NaN;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+  return mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -3,7 +3,10 @@
 // leave no zombies behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Spawner } from '../../../agent/runtime/spawner.js';
 
 test('overlapping commands each get their own status, stdout and stderr; arguments arrive as given', async (t) => {
@@ -37,4 +40,16 @@ test('the helper shells reap what they ran: no zombie children', async (t) => {
     if (shells.has(Number(ppid))) children.push(`${pid} ${state}`);
   }
   assert.deepEqual(children, []);
+});
+
+test('output directories of daemons killed with SIGKILL are swept when a new one starts; live ones stay', async (t) => {
+  const dead = spawnSync('/bin/true').pid!; // a pid whose process has exited
+  const stale = mkdtempSync(join(tmpdir(), `shoal-spawner-${dead}-`));
+  const live = mkdtempSync(join(tmpdir(), `shoal-spawner-${process.ppid}-`));
+  t.after(() => rmSync(live, { recursive: true, force: true }));
+  const spawner = new Spawner(1);
+  t.after(() => spawner.close());
+  assert.equal((await spawner.run('/bin/true', [])).code, 0);
+  assert.equal(existsSync(stale), false, 'the dead process\'s directory is gone');
+  assert.equal(existsSync(live), true, 'a running process\'s directory is left alone');
 });
