@@ -18,6 +18,7 @@ import {
   createConfig,
   createNetwork,
   createService,
+  serviceWarnings,
   getConfig,
   getNetwork,
   getNode,
@@ -186,9 +187,9 @@ export function controlHandlers(swarm: Swarm, dataRoot: string, endpoint: Contro
         }),
       ),
 
-    createService: (call, cb) => reply(cb, () => leaderWrite('createService', call.request, async (ctx) => ({ service: await createService(ctx, call.request), warnings: [] }))),
+    createService: (call, cb) => reply(cb, () => leaderWrite('createService', call.request, async (ctx) => ({ service: await createService(ctx, call.request), warnings: serviceWarnings(call.request.spec) }))),
     getService: (call, cb) => reply(cb, () => ({ service: getService(read(), call.request.service) })),
-    updateService: (call, cb) => reply(cb, () => leaderWrite('updateService', call.request, async (ctx) => ({ service: await updateService(ctx, call.request), warnings: [] }))),
+    updateService: (call, cb) => reply(cb, () => leaderWrite('updateService', call.request, async (ctx) => ({ service: await updateService(ctx, call.request), warnings: serviceWarnings(call.request.spec) }))),
     removeService: (call, cb) =>
       reply(cb, () =>
         leaderWrite('removeService', call.request, async (ctx) => {

@@ -8,7 +8,7 @@
 export { ControlError, asControlError } from './errors.js';
 export type { ControlContext, RaftMembership } from './context.js';
 export { resolve, lookup } from './resolve.js';
-export { createService, getService, updateService, removeService, listServices } from './services.js';
+export { createService, getService, updateService, removeService, listServices, serviceWarnings } from './services.js';
 export { serviceStatus } from './status.js';
 export { listTasks } from './tasks.js';
 export { createNetwork, getNetwork, listNetworks, removeNetwork } from './networks.js';

@@ -17,6 +17,21 @@ import { serviceStatus } from './status.js';
 const nameOf = (s: Service): string => s.spec?.annotations?.name ?? s.id;
 const isJobSpec = (spec: ServiceSpec): boolean => spec.mode === 'replicatedJob' || spec.mode === 'globalJob';
 
+/**
+ * What a create or update should tell the user about a spec it accepted (Docker's API carries
+ * such warnings too). Ports published in ingress mode (Docker's default) are allocated, but shoal
+ * has no routing mesh yet (Docker builds it with IPVS, which this project cannot rely on), so no
+ * node listens on them: say so rather than let the port look published.
+ */
+export function serviceWarnings(spec: ServiceSpec | null | undefined): string[] {
+  return (spec?.endpoint?.ports ?? [])
+    .filter((p) => p.publishMode === 'INGRESS')
+    .map((p) => {
+      const port = `${p.publishedPort || '(any)'}:${p.targetPort}/${p.protocol.toLowerCase()}`;
+      return `warning: port ${port} is published in ingress mode, but shoal has no routing mesh yet: no node listens on it; publish it with mode=host (--publish published=${p.publishedPort || 0},target=${p.targetPort},mode=host) to reach the task on its node`;
+    });
+}
+
 export async function createService(ctx: ControlContext, req: Pick<CreateServiceRequest, 'spec'>): Promise<Service> {
   const given = req.spec;
   if (!given) throw invalid('service create needs a service spec');

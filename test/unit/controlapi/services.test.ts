@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { copy } from '../../../manager/store/blank.js';
 import { ServiceSpec, type Service } from '../../../proto/gen/objects.js';
-import { createService, getService, listServices, removeService, updateService } from '../../../manager/controlapi/services.js';
+import { createService, getService, listServices, removeService, serviceWarnings, updateService } from '../../../manager/controlapi/services.js';
 import { clusterContext, node, port, rejects, serviceSpec, task, type TestContext } from './fixtures.js';
 
 async function withService(name = 'web', replicas = 3): Promise<{ ctx: TestContext; service: Service }> {
@@ -218,4 +218,15 @@ test('list reports running, desired and completed tasks as service ls shows them
   assert.deepEqual(byName.web, { serviceId: web.id, runningTasks: 1, desiredTasks: 3, completedTasks: 0 });
   assert.deepEqual(byName.agent, { serviceId: agent.id, runningTasks: 1, desiredTasks: 1, completedTasks: 0 });
   assert.deepEqual(byName.job, { serviceId: job.id, runningTasks: 1, desiredTasks: 1, completedTasks: 1 });
+});
+
+test('a port published in ingress mode is accepted with a warning naming it and the host-mode alternative; host mode warns nothing', () => {
+  const published = (publishMode: 'INGRESS' | 'HOST', publishedPort: number) => ({ name: '', protocol: 'TCP' as const, targetPort: 80, publishedPort, publishMode });
+  const withPorts = (ports: ReturnType<typeof published>[]): ServiceSpec => ({ endpoint: { mode: 'VIP', ports } });
+  const [w, ...rest] = serviceWarnings(withPorts([published('INGRESS', 8080), published('HOST', 8081)]));
+  assert.deepEqual(rest, []);
+  assert.match(w!, /port 8080:80\/tcp is published in ingress mode, but shoal has no routing mesh yet/);
+  assert.match(w!, /--publish published=8080,target=80,mode=host/);
+  assert.deepEqual(serviceWarnings(withPorts([published('HOST', 0)])), []);
+  assert.deepEqual(serviceWarnings(null), []);
 });
