@@ -111,7 +111,9 @@ export class Spawner {
       if (!shell) return;
       const request = this.queue.shift()!;
       const id = ++this.nextId;
-      this.dir ??= outputDir();
+      // Made again if it went away (a /tmp cleaner, a careless sweep): every redirect into it
+      // would fail, and with it every command.
+      if (this.dir === undefined || !existsSync(this.dir)) this.dir = outputDir();
       const out = join(this.dir, `${id}.out`);
       const err = join(this.dir, `${id}.err`);
       shell.current = { id, request, out, err };

@@ -53,3 +53,13 @@ test('output directories of daemons killed with SIGKILL are swept when a new one
   assert.equal(existsSync(stale), false, 'the dead process\'s directory is gone');
   assert.equal(existsSync(live), true, 'a running process\'s directory is left alone');
 });
+
+test('commands keep working when the output directory is removed under the spawner', async (t) => {
+  const spawner = new Spawner(1);
+  t.after(() => spawner.close());
+  assert.equal((await spawner.run('/bin/echo', ['one'])).stdout, 'one\n');
+  const mine = readdirSync(tmpdir()).filter((n) => n.startsWith(`shoal-spawner-${process.pid}-`));
+  assert.ok(mine.length > 0, 'the spawner made its directory');
+  for (const n of mine) rmSync(join(tmpdir(), n), { recursive: true, force: true });
+  assert.deepEqual(await spawner.run('/bin/echo', ['two']), { code: 0, stdout: 'two\n', stderr: '' });
+});
