@@ -4,6 +4,8 @@
 import type { PortConfig, Service, ServiceSpec, Task } from '../proto/gen/objects.js';
 import type { ServiceStatus } from '../proto/gen/control.js';
 import { formatBytes, formatCpus, formatDuration, humanDuration } from './units.js';
+import { formatRows } from './format.js';
+import type { FlagValues } from '../util/flags.js';
 
 /** Docker's TruncateID: the first 12 characters. */
 export const truncateId = (id: string): string => id.slice(0, 12);
@@ -148,6 +150,17 @@ export interface TaskRowOptions {
   indent?: boolean;
 }
 
+
+/**
+ * `service ps` and `stack ps` output from their flags: the ID column alone with `-q`, otherwise
+ * the task table (names indented under their slot, as Docker does, unless a custom format).
+ */
+export function renderTaskList(tasks: readonly Task[], flags: FlagValues, names: Pick<TaskRowOptions, 'serviceNames' | 'nodeNames'>): string {
+  const format = String(flags.format ?? '');
+  const rows = taskRows(tasks, { now: Date.now(), noTrunc: Boolean(flags['no-trunc']), noResolve: Boolean(flags['no-resolve']), ...names, indent: !format || format.startsWith('table') });
+  if (flags.quiet) return rows.map((r) => r.ID + '\n').join('');
+  return formatRows(rows, format, taskTable, taskHeaders);
+}
 /** `service ps` rows: grouped by slot (or node), newest first, older ones indented. */
 export function taskRows(tasks: readonly Task[], o: TaskRowOptions): Record<string, string>[] {
   const named = tasks.map((t) => {

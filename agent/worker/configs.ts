@@ -16,16 +16,6 @@ const taskDir = (dir: string, taskId: string): string => join(dir, taskId);
 export const configsDirBeside = (rootfsDir: string): string => join(dirname(rootfsDir), 'configs');
 
 /**
- * The data as bytes. A task the worker read back from its task file after a restart has JSON's
- * form of a Uint8Array, {"0": 104, "1": 105, ...}, whose integer keys come in ascending order.
- */
-function bytesOf(data: unknown): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (data !== null && typeof data === 'object') return Uint8Array.from(Object.values(data as Record<string, number>));
-  return new Uint8Array(0);
-}
-
-/**
  * Writes the task's config files under `dir` and returns their mounts (none when the task has no
  * configs). A reference without data (the config was removed before the task got here) or without
  * an absolute target rejects the task, naming the config.
@@ -41,7 +31,7 @@ export async function writeTaskConfigs(dir: string, task: Task): Promise<MountSp
     const which = r.configName || r.configId;
     const target = r.file?.name ?? '';
     if (!isAbsolute(target)) throw new SpecRejectedError(`config ${which}: target "${target}" must be an absolute path`);
-    const data = bytesOf(r.data);
+    const data = r.data ?? new Uint8Array(0);
     if (data.length === 0) throw new SpecRejectedError(`config ${which} (${r.configId}) has no data on this node: it may have been removed`);
     const path = join(base, String(i));
     await writeFile(path, data);

@@ -12,6 +12,21 @@ export interface TaskRecord {
   status: TaskStatus;
 }
 
+/**
+ * Byte fields (a config's data) as base64: JSON would otherwise write a Uint8Array as an object of
+ * indexes, eight times the size, on every rewrite, and read it back as that object.
+ */
+function storeBytes(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  return raw instanceof Uint8Array ? { $bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') } : value;
+}
+
+function readBytes(_key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const b64 = (value as { $bytes?: unknown }).$bytes;
+  return typeof b64 === 'string' && Object.keys(value).length === 1 ? new Uint8Array(Buffer.from(b64, 'base64')) : value;
+}
+
 interface FileFormat {
   version: 1;
   tasks: TaskRecord[];
@@ -35,7 +50,7 @@ export class TaskDb {
     }
     let data: FileFormat;
     try {
-      data = JSON.parse(text) as FileFormat;
+      data = JSON.parse(text, readBytes) as FileFormat;
     } catch (err) {
       throw new Error(`task file ${this.path} is not valid JSON (${(err as Error).message}); move it away to start with no tasks`);
     }
@@ -86,7 +101,7 @@ export class TaskDb {
     const tmp = `${this.path}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(data));
+      await fh.writeFile(JSON.stringify(data, storeBytes));
       await fh.sync();
     } finally {
       await fh.close();

@@ -27,7 +27,8 @@ import {
   type PullProgress,
 } from '../../proto/gen/local.js';
 import { hostFrom } from '../client.js';
-import { formatRows, renderTemplate } from '../format.js';
+import { formatRows } from '../format.js';
+import { renderInspect } from '../dockerjson.js';
 import { humanDuration } from '../units.js';
 
 // ---- the Engine client --------------------------------------------------------------------------
@@ -345,10 +346,7 @@ const inspectCommand: Command = {
         missing.push(e.message);
       }
     }
-    const format = flags.format === undefined ? '' : String(flags.format);
-    if (format === 'json') out.write(JSON.stringify(found) + '\n');
-    else if (format) out.write(found.map((d) => renderTemplate(format, d) + '\n').join(''));
-    else out.write(JSON.stringify(found, null, 4) + '\n');
+    out.write(renderInspect(found, flags.format === undefined ? undefined : String(flags.format)));
     if (missing.length) throw new UserError(missing.join('\n'));
   },
 };

@@ -15,7 +15,7 @@ import { waitForConvergence } from '../progress.js';
 import { serviceLogsCommand } from './servicelogs.js';
 import { createFlags, updateFlags, parseNetworkAttachment } from '../serviceflags.js';
 import { applyServiceUpdate, normalizeSpec, serviceSpecFromFlags } from '../servicespec.js';
-import { modeName, prettyService, serviceHeaders, serviceRows, serviceTable, taskHeaders, taskRows, taskTable } from '../serviceview.js';
+import { modeName, prettyService, serviceHeaders, serviceRows, serviceTable, renderTaskList } from '../serviceview.js';
 
 const formatFlag = { name: 'format', kind: 'string', description: 'Format output using a custom template: "table", "table TEMPLATE", "json", or a Go template' } as const;
 const filterFlag = { name: 'filter', short: 'f', kind: 'list', description: 'Filter output based on conditions provided' } as const;
@@ -144,10 +144,7 @@ const psCommand: Command = {
         if (t.serviceId === s.id && taskMatches(t, name, nodeNames[t.nodeId] ?? '', filters)) tasks.push(t);
       }
     }
-    const format = String(flags.format ?? '');
-    const rows = taskRows(tasks, { now: Date.now(), noTrunc: Boolean(flags['no-trunc']), noResolve: Boolean(flags['no-resolve']), serviceNames, nodeNames, indent: !format || format.startsWith('table') });
-    if (flags.quiet) return void out.write(rows.map((r) => r.ID + '\n').join(''));
-    out.write(formatRows(rows, format, taskTable, taskHeaders));
+    out.write(renderTaskList(tasks, flags, { serviceNames, nodeNames }));
   },
 };
 

@@ -11,7 +11,7 @@ import type { Task } from '../../proto/gen/objects.js';
 import { call } from '../client.js';
 import { formatRows } from '../format.js';
 import { parseFilters } from '../filters.js';
-import { naturalCompare, serviceHeaders, serviceRows, serviceTable, taskHeaders, taskRows, taskTable } from '../serviceview.js';
+import { naturalCompare, serviceHeaders, serviceRows, serviceTable, renderTaskList } from '../serviceview.js';
 import { parseDuration } from '../units.js';
 import { serviceMatches, taskMatches } from './service.js';
 import { loadCompose, type ComposeFile } from '../stack/load.js';
@@ -139,10 +139,7 @@ const psCommand: Command = {
       err.write(`Nothing found in stack: ${stack}\n`);
       return;
     }
-    const format = String(flags.format ?? '');
-    const rows = taskRows(tasks, { now: Date.now(), noTrunc: Boolean(flags['no-trunc']), noResolve: Boolean(flags['no-resolve']), serviceNames, nodeNames, indent: !format || format.startsWith('table') });
-    if (flags.quiet) return void out.write(rows.map((r) => r.ID + '\n').join(''));
-    out.write(formatRows(rows, format, taskTable, taskHeaders));
+    out.write(renderTaskList(tasks, flags, { serviceNames, nodeNames }));
   },
 };
 
