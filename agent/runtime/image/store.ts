@@ -78,7 +78,10 @@ export interface PullProgress {
 export interface PullOptions {
   insecure?: boolean;
   auth?: RegistryAuth;
-  /** Progress of this pull; a caller that joins a pull already under way gets no events. */
+  /**
+   * Progress of this pull. A caller that joins a pull already under way first gets the events it
+   * missed (byte counts collapsed to the latest), then the rest as they happen.
+   */
   onProgress?: (p: PullProgress) => void;
 }
 
@@ -150,7 +153,7 @@ export class ImageStore {
   readonly stats: ImageStoreStats = { pulls: 0, manifestFetches: 0, blobDownloads: 0, layerExtractions: 0, registryRequests: 0 };
   private stateLoading: Promise<StoreState> | undefined;
   private lock: Promise<void> = Promise.resolve();
-  private readonly pulling = new Map<string, Promise<ImageRecord>>();
+  private readonly pulling = new Map<string, SharedPull>();
   private readonly downloading = new Map<string, Promise<void>>();
   private readonly extracting = new Map<string, Promise<void>>();
   /** Pulls and loads under way: their blobs are not in any record yet, so GC must wait. */
@@ -412,10 +415,15 @@ export class ImageStore {
     const parsed = parseReference(ref);
     const key = formatReference(parsed);
     const existing = this.pulling.get(key);
-    if (existing) return existing;
-    const p = this.importing(() => this.doPull(parsed, options)).finally(() => this.pulling.delete(key));
-    this.pulling.set(key, p);
-    return p;
+    if (existing) {
+      if (options.onProgress) existing.listen(options.onProgress);
+      return existing.done;
+    }
+    const shared = new SharedPull();
+    if (options.onProgress) shared.listen(options.onProgress);
+    shared.done = this.importing(() => this.doPull(parsed, { ...options, onProgress: (p) => shared.emit(p) })).finally(() => this.pulling.delete(key));
+    this.pulling.set(key, shared);
+    return shared.done;
   }
 
   /**
@@ -738,5 +746,34 @@ async function extractArchive(file: string, dest: string): Promise<void> {
       const target = resolve(dest, e.header.linkname);
       if (target.startsWith(dest + sep) && (await lstat(target).catch(() => undefined))) await copyFile(target, path);
     }
+  }
+}
+
+/**
+ * One pull shared by every caller asking for the same reference: progress goes to all of them,
+ * and a late caller is first told what it missed, so its display matches a pull of its own.
+ */
+class SharedPull {
+  done!: Promise<ImageRecord>;
+  private readonly listeners: Array<(p: PullProgress) => void> = [];
+  private readonly seen: PullProgress[] = [];
+  /** Where in `seen` each blob's latest byte count sits, while it is still downloading. */
+  private readonly byteEvent = new Map<string, number>();
+
+  listen(fn: (p: PullProgress) => void): void {
+    for (const p of this.seen) fn(p);
+    this.listeners.push(fn);
+  }
+
+  emit(p: PullProgress): void {
+    // Byte counts only matter as the latest one: a late caller needs no replay of each chunk.
+    const at = this.byteEvent.get(p.digest);
+    if (p.status === 'downloading' && p.received !== undefined && at !== undefined) this.seen[at] = p;
+    else {
+      if (p.status === 'downloading' && p.received !== undefined) this.byteEvent.set(p.digest, this.seen.length);
+      else this.byteEvent.delete(p.digest);
+      this.seen.push(p);
+    }
+    for (const fn of this.listeners) fn(p);
   }
 }

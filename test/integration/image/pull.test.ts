@@ -8,7 +8,7 @@ import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestImage } from '../../../deploy/image/build.js';
-import { ImageStore } from '../../../agent/runtime/image/store.js';
+import { ImageStore, type ImageRecord, type PullProgress } from '../../../agent/runtime/image/store.js';
 import { RegistryError } from '../../../agent/runtime/image/registry.js';
 import { mounts, startRegistry, tempDir, writeLayout, type After } from './helpers.js';
 import { startTokenServer, tokenAuthYaml } from './tokenserver.js';
@@ -73,8 +73,23 @@ test('two concurrent pulls of one image share one download', async (t) => {
   await skopeoCopy(`oci:${join(dir, 'oci')}:latest`, `docker://${registry.host}/busybox:latest`);
   const store = newStore(t);
   const ref = `${registry.host}/busybox:latest`;
-  const [a, b] = await Promise.all([store.pull(ref), store.pull(ref)]);
+  // The second caller joins once the first is under way; it still sees every state change.
+  const first: string[] = [];
+  const second: string[] = [];
+  const states = (into: string[]) => (p: PullProgress) => {
+    if (p.received === undefined) into.push(`${p.kind} ${p.status}`);
+  };
+  let joined: Promise<ImageRecord> | undefined;
+  const a = await store.pull(ref, {
+    onProgress: (p) => {
+      states(first)(p);
+      joined ??= store.pull(ref, { onProgress: states(second) });
+    },
+  });
+  const b = await (joined as Promise<ImageRecord>);
   assert.equal(a.id, b.id);
+  assert.ok(first.includes('layer done'), first.join(', '));
+  assert.deepEqual(second, first, 'the caller that joined late sees the same states');
   assert.equal(store.stats.pulls, 1, 'one pull operation');
   assert.equal(store.stats.manifestFetches, 1);
   assert.equal(store.stats.blobDownloads, 2, 'config and layer, once each');
