@@ -142,6 +142,7 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
       ms: Date.now() - t,
       sessions: fleetUp.sessions,
       session_errors: fleetUp.sessionErrors,
+      session_error_reasons: fleetUp.sessionErrorReasons,
       fleet_rss_mb: mb(fleetUp.rssBytes),
       fleet_rss_per_node_kb: Math.round(fleetUp.rssBytes / 1024 / o.nodes),
     });
@@ -172,7 +173,9 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
           still_leader: r.isLeader,
           ready_nodes: r.readyNodes,
           session_errors: f.sessionErrors - fleetBefore.sessionErrors,
+          session_error_reasons: f.sessionErrorReasons,
           leader_rss_mb: mb(r.rssBytes),
+          leader_event_loop_delay_max_ms: r.eventLoopDelayMaxMs,
         });
       }
     }

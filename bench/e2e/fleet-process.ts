@@ -10,6 +10,8 @@ loopDelay.enable();
 
 let fleet: SimulatedFleet | undefined;
 let sessionErrors = 0;
+// Why sessions ended: each distinct reason (digits masked, so node IDs and ports collapse) and its count.
+const sessionErrorReasons = new Map<string, number>();
 
 function report() {
   const agents = fleet?.nodes() ?? [];
@@ -21,6 +23,7 @@ function report() {
     maxCopiesPerSlot: fleet?.slots.maxCopies ?? 0,
     statusBacklog: agents.reduce((n, a) => n + a.reporter.backlog, 0),
     sessionErrors,
+    sessionErrorReasons: Object.fromEntries([...sessionErrorReasons].sort((a, b) => b[1] - a[1]).slice(0, 8)),
     rssBytes: process.memoryUsage().rss,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     heapUsedBytes: process.memoryUsage().heapUsed,
@@ -39,8 +42,11 @@ serve({
       agent: {
         session: {
           // A session that ends is logged by the session; count them (a healthy run has none).
-          log: (message) => {
-            if (message === 'session with manager ended') sessionErrors++;
+          log: (message, fields) => {
+            if (message !== 'session with manager ended') return;
+            sessionErrors++;
+            const reason = String(fields.error).replace(/[0-9a-z]{20,}/g, 'ID').replace(/\d+/g, 'N').slice(0, 160);
+            if (sessionErrorReasons.size < 100 || sessionErrorReasons.has(reason)) sessionErrorReasons.set(reason, (sessionErrorReasons.get(reason) ?? 0) + 1);
           },
         },
       },

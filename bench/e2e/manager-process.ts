@@ -27,7 +27,11 @@ function tuning(args: { heartbeatPeriodMs?: number; tickMs?: number }): ManagerT
 }
 
 function follow(m: Manager): Manager {
-  m.raft.on('leader', () => leaderChanges++);
+  m.raft.on('leader', (lead: unknown) => {
+    leaderChanges++;
+    // With SHOAL_BENCH_LOG set: each change, with how long this process's event loop was blocked at worst so far.
+    log?.info('raft leader changed', { lead: String(lead), isLeader: m.isLeader, eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6) });
+  });
   return m;
 }
 

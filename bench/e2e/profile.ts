@@ -29,6 +29,18 @@ export interface ProfileSummary {
   topSelf: Array<{ fn: string; ms: number }>;
   /** Inclusive time of shoal's own functions (time in them and everything they called). */
   topInclusive: Array<{ fn: string; ms: number }>;
+  /**
+   * The longest stretches of samples under one outermost shoal function, with no idle sample
+   * between (most likely one long task: a timer, a heartbeat or a Raft message waited that long),
+   * and what ran in them. A manager's stretch past the election timeout costs it its leadership.
+   */
+  longestBusy: Array<{ ms: number; entries: Array<{ fn: string; ms: number }> }>;
+}
+
+interface Stretch {
+  us: number;
+  fn: string | undefined;
+  entries: Map<string, number>;
 }
 
 /** The part of the code a frame belongs to. */
@@ -71,6 +83,8 @@ export function summarizeProfile(path: string, window?: { fromMicros: number; to
   const inclusive = new Map<string, number>();
   let t = profile.startTime;
   let sampled = 0;
+  const stretches: Stretch[] = [];
+  let stretch: Stretch | undefined;
   for (let i = 0; i < profile.samples.length; i++) {
     t += profile.timeDeltas[i] ?? 0;
     if (window && (t < window.fromMicros || t > window.toMicros)) continue;
@@ -79,6 +93,24 @@ export function summarizeProfile(path: string, window?: { fromMicros: number; to
     sampled += us;
     const leaf = byId.get(profile.samples[i]!)!;
     const area = areaOf(leaf.callFrame);
+    // A stretch: consecutive samples under one outermost shoal function (gc and native frames
+    // in between count towards it), ended by an idle sample or another outermost function.
+    let outermost: string | undefined;
+    for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
+      const frame = byId.get(id)!.callFrame;
+      if (frame.url.includes('/dist/') && !frame.url.includes('node_modules')) outermost = label(frame);
+    }
+    if (area === 'idle' || (outermost !== undefined && stretch?.fn !== undefined && stretch.fn !== outermost)) {
+      if (stretch) stretches.push(stretch);
+      stretch = undefined;
+    }
+    if (area !== 'idle') {
+      stretch ??= { us: 0, fn: outermost, entries: new Map() };
+      stretch.fn ??= outermost;
+      stretch.us += us;
+      const key = outermost ?? area;
+      stretch.entries.set(key, (stretch.entries.get(key) ?? 0) + us);
+    }
     areas.set(area, (areas.get(area) ?? 0) + us);
     const l = label(leaf.callFrame);
     self.set(l, (self.get(l) ?? 0) + us);
@@ -104,5 +136,9 @@ export function summarizeProfile(path: string, window?: { fromMicros: number; to
     areas: Object.fromEntries([...areas].sort((a, b) => b[1] - a[1]).map(([k, us]) => [k, ms(us)])),
     topSelf: sorted(self),
     topInclusive: sorted(inclusive),
+    longestBusy: [...stretches, ...(stretch ? [stretch] : [])]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, 5)
+      .map((st) => ({ ms: ms(st.us), entries: sorted(st.entries).slice(0, 4) })),
   };
 }

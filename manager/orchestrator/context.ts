@@ -34,6 +34,11 @@ export interface Effects {
   wakeAt?: number;
   /** The pass ran out of room: look at the service again at once. */
   more?: boolean;
+  /**
+   * Slots of a replicated service left to fill once this pass commits: a scale-up past the
+   * pass's room is created in transactions of its own, a chunk at a time (see `createLater`).
+   */
+  creates?: { service: Service; slots: number[] };
 }
 
 export interface ContextOptions {
@@ -158,6 +163,22 @@ export class ReconcileContext {
     }
     if (start < actions.length) out.push(actions.slice(start));
     return out;
+  }
+
+  /** Writes this pass may still add. */
+  roomLeft(): number {
+    return Math.max(0, this.opts.maxWrites - this.tx.actions.length);
+  }
+
+  /**
+   * New tasks for these slots, made after this pass commits rather than in it. A scale-up of
+   * 100,000 replicas would otherwise take one pass per few thousand tasks, each pass reading the
+   * whole service again (and blocking the event loop while it does): filling the slots needs no
+   * decision beyond their numbers, so the orchestrator writes them in bounded transactions and
+   * gives the event loop a turn between them.
+   */
+  createLater(service: Service, slots: number[]): void {
+    if (slots.length > 0) this.effects.creates = { service, slots };
   }
 
   /** Records a restart made by this pass. */

@@ -200,6 +200,7 @@ export class Orchestrator {
         throw failed[0]!;
       }
       this.afterCommit(serviceId, effects);
+      if (failed.length === 0 && effects.creates) await this.fillSlots(effects.creates.service, effects.creates.slots);
       if (failed.length > 0) {
         // A write that lost a race (a status report changed a task meanwhile) is decided again at
         // once on fresh state, as store.update would retry it, a few times.
@@ -230,6 +231,31 @@ export class Orchestrator {
       this.dirty.delete(serviceId); // looked at again after the delay, not at once
       this.log.warn('reconciling a service failed; retrying', { service: serviceId, err: e as Error, retryMs: this.retryDelayMs });
       this.wakeAt(serviceId, this.clock.now() + this.retryDelayMs);
+    }
+  }
+
+  /**
+   * Creates the tasks of slots a pass left to fill (ReconcileContext.createLater), in
+   * transactions of maxWrites tasks, a few in flight at once, with a turn of the event loop
+   * between them. Stops if the service changed meanwhile: a pass then decides afresh.
+   */
+  private async fillSlots(service: Service, slots: number[]): Promise<void> {
+    const inFlight: Promise<void>[] = [];
+    try {
+      for (let i = 0; i < slots.length && this.running; i += this.maxWrites) {
+        await new Promise((r) => setImmediate(r));
+        if (this.store.get('services', service.id)?.meta?.version !== service.meta?.version) break;
+        const ctx = new ReconcileContext(new Tx(this.store), this.clock.now(), { newId: this.newId, allocatorRuns: this.allocatorRuns, maxWrites: this.maxWrites });
+        for (const slot of slots.slice(i, i + this.maxWrites)) ctx.createTask(service, { slot });
+        const commit = this.store.commitActions(ctx.tx.actions);
+        commit.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        inFlight.push(commit);
+        if (inFlight.length >= this.transactionsPerPass) await inFlight.shift();
+      }
+    } finally {
+      // Whatever was left (or failed) is decided again by the pass the new tasks trigger.
+      this.dirty.add(service.id);
+      await Promise.all(inFlight);
     }
   }
 

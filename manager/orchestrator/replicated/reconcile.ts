@@ -59,12 +59,12 @@ export function reconcileReplicated(ctx: ReconcileContext, service: Service, sup
   const occupied = occupiedSlots(ctx, service, supervisor);
   if (occupied.length < replicas) {
     const taken = new Set(occupied.map((s) => s.slot));
-    let slot = 0;
-    for (let n = occupied.length; n < replicas; n++) {
-      do slot++;
-      while (taken.has(slot));
-      ctx.createTask(service, { slot });
-    }
+    const free: number[] = [];
+    for (let slot = 1; free.length < replicas - occupied.length; slot++) if (!taken.has(slot)) free.push(slot);
+    // What fits in this pass is created in it; the rest right after it commits (createLater).
+    const now = Math.min(free.length, ctx.roomLeft());
+    for (const slot of free.slice(0, now)) ctx.createTask(service, { slot });
+    ctx.createLater(service, free.slice(now));
   } else if (occupied.length > replicas) {
     for (const s of scaleDownOrder(occupied).slice(replicas)) {
       // A removed slot's tasks get desired REMOVE: stopped, then deleted by the reaper. For a slot
