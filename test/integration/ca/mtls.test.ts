@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { RootCA, newNodeKeyAndCsr, identityOf } from '../../../manager/ca/ca.js';
 import { HealthService, HealthClient, type HealthHandlers, type HealthCheckResponse } from '../../../proto/gen/health.js';
+import { DispatcherClient, DispatcherService, type DispatcherHandlers, type HeartbeatResponse } from '../../../proto/gen/dispatcher.js';
+import { authzInterceptor, callerIdentity } from '../../../manager/ca/authz.js';
 
 function nodeCreds(ca: RootCA, nodeId: string, role: 'manager' | 'worker') {
   const { keyPem, csrPem } = newNodeKeyAndCsr(nodeId);
@@ -54,4 +56,46 @@ test('mutual TLS: own CA accepted, foreign CA and no certificate refused', async
   await assert.rejects(call(grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(f.keyPem), Buffer.from(f.certPem))));
   await assert.rejects(call(grpc.credentials.createSsl(Buffer.from(ca.certPem))));
   assert.deepEqual(peers, ['worker1']);
+});
+
+test('a handler behind the authz interceptor learns its caller from the interceptor, without reading the certificate again', async (t) => {
+  const ca = RootCA.create();
+  const seen: Array<string | null> = [];
+  const server = new grpc.Server({ interceptors: [authzInterceptor({ caCertPem: () => ca.certPem, nodeAllowed: () => true })] });
+  const handlers = {
+    heartbeat: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<HeartbeatResponse>) => {
+      // Reading the certificate here would throw: the identity must come from the interceptor.
+      const unread = Object.assign(Object.create(call) as typeof call, {
+        getAuthContext: () => {
+          throw new Error('the handler read the peer certificate again');
+        },
+      });
+      seen.push(callerIdentity(unread)?.nodeId ?? null);
+      cb(null, { periodMs: 1000 });
+    },
+  } as unknown as DispatcherHandlers;
+  server.addService(DispatcherService, handlers);
+  const m = nodeCreds(ca, 'manager1', 'manager');
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      '127.0.0.1:0',
+      grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(m.certPem) }], true),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
+  );
+  t.after(() => server.forceShutdown());
+  const w = nodeCreds(ca, 'worker7', 'worker');
+  const client = new DispatcherClient(`127.0.0.1:${port}`, grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(w.keyPem), Buffer.from(w.certPem)), {
+    'grpc.ssl_target_name_override': 'shoal-manager',
+  });
+  t.after(() => client.close());
+  // A caller naming itself in metadata changes nothing: only the certificate counts.
+  const spoof = new grpc.Metadata();
+  spoof.set('node-id', 'manager1');
+  for (const md of [new grpc.Metadata(), spoof]) {
+    await new Promise<void>((resolve, reject) =>
+      client.heartbeat({ sessionId: 's' }, md, { deadline: Date.now() + 5000 }, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+  assert.deepEqual(seen, ['worker7', 'worker7']);
 });
