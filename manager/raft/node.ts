@@ -21,6 +21,7 @@ import {
   decodeConfChange,
   ProposalDroppedError,
   SeededRandom,
+  SnapshotOutOfDateError,
   StateType,
   type ConfChangeV2,
   type Ready,
@@ -57,6 +58,8 @@ export interface RaftNodeOptions {
   tickMs?: number;
   electionTick?: number;
   heartbeatTick?: number;
+  /** Bytes of committed entries applied per Ready (default 512 KiB). */
+  maxCommittedSizePerReady?: number;
   /** Take a snapshot and compact the log after this many applied entries. */
   snapshotInterval?: number;
   seed?: number;
@@ -166,6 +169,8 @@ export class RaftNode extends EventEmitter {
   private snapshotIndex = 0;
   /** Set by a membership change: the next snapshot must name the new member table. */
   private snapshotStale = false;
+  /** The local snapshot being written in the background, if any: one at a time. */
+  private snapshotting: Promise<void> | null = null;
   private lead: NodeId = NONE;
   private term = 0;
 
@@ -202,6 +207,13 @@ export class RaftNode extends EventEmitter {
         checkQuorum: true,
         preVote: true,
         applied: snap.metadata.index,
+        // Applying runs on the event loop between Readies: a few MiB of committed entries (a
+        // scale-up of thousands of tasks) applied in one Ready would hold up this node's answers
+        // to the leader and its heartbeats for a large part of an election timeout.
+        maxCommittedSizePerReady: this.opts.maxCommittedSizePerReady ?? 512 * 1024,
+        // Followers learn the commit index from the next append or heartbeat (every tick): a
+        // lone client's proposals then cost one message and one answer per follower, not two.
+        lazyCommitBroadcast: true,
         random: new SeededRandom(this.opts.seed ?? randomBytes(4).readUInt32BE(0)),
       },
       this.storage,
@@ -403,6 +415,8 @@ export class RaftNode extends EventEmitter {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
     while (this.busy) await new Promise((r) => setTimeout(r, 2));
+    // A snapshot being written finishes first (it settles, never rejects: see maybeSnapshot).
+    await this.snapshotting;
     this.failAll(new StoppedError());
     await this.storage.close();
   }
@@ -430,14 +444,17 @@ export class RaftNode extends EventEmitter {
   }
 
   private drainOrDie(): void {
-    this.drain().catch((err: unknown) => {
-      const e = err instanceof Error ? err : new Error(String(err));
-      this.failAll(e);
-      this.stopped = true;
-      if (this.ticker) clearInterval(this.ticker);
-      if (this.opts.onFatal) this.opts.onFatal(e);
-      else this.emit('error', e);
-    });
+    this.drain().catch((err: unknown) => this.die(err));
+  }
+
+  /** An error the loop cannot recover from (a failed fsync): stop, and tell the owner. */
+  private die(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.failAll(e);
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.opts.onFatal) this.opts.onFatal(e);
+    else this.emit('error', e);
   }
 
   private async drain(): Promise<void> {
@@ -471,13 +488,15 @@ export class RaftNode extends EventEmitter {
     // leader, and an fsync here would sit on every proposal's path (etcd's mustSync rule).
     const write = rd.mustSync || rd.entries.length > 0;
     let applied = 0;
-    if (write) {
+    if (write && rd.sendBeforePersist) {
       // Committed entries below this Ready's new ones are durable already: apply them now rather
       // than after this write, so a busy leader's answers do not wait for the next batch's fsync.
+      // Only where the messages left already: a follower's acks (and heartbeat answers) go out
+      // first, since a leader hearing from no follower within an election timeout steps down.
       const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Number.POSITIVE_INFINITY;
       while (applied < rd.committedEntries.length && rd.committedEntries[applied]!.index < firstNew) this.applyEntry(rd.committedEntries[applied++]!);
-      await this.storage.save(rd.hardState ?? null, rd.entries);
     }
+    if (write) await this.storage.save(rd.hardState ?? null, rd.entries);
     if (!rd.sendBeforePersist) this.transport.send(rd.messages);
     for (; applied < rd.committedEntries.length; applied++) this.applyEntry(rd.committedEntries[applied]!);
     for (const rs of rd.readStates) {
@@ -486,7 +505,7 @@ export class RaftNode extends EventEmitter {
     }
     this.serveReads();
     this.rawNode.advance();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
     return write || rd.snapshot !== undefined;
   }
 
@@ -563,15 +582,38 @@ export class RaftNode extends EventEmitter {
     }
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Snapshots the state machine once enough entries were applied. Only the state machine's
+   * snapshot() runs on the loop; the file is checksummed, written, fsynced and recorded in the
+   * background while the loop goes on (storage lets appends proceed meanwhile). Waiting for it
+   * held every proposal up for the whole write, on every member at about the same index: the
+   * worst latencies under load came from there. Until it is recorded, the previous snapshot is
+   * the one sent to followers that fell behind, and the log keeps its entries.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting) return;
     const interval = this.opts.snapshotInterval ?? 10_000;
     if (this.appliedIndex - this.snapshotIndex < interval && !this.snapshotStale) return;
     if (this.appliedIndex <= this.snapshotIndex) return;
     this.snapshotStale = false;
     const index = this.appliedIndex;
     const data = encodeSnapshotData({ members: this.members, removed: this.removed }, this.sm.snapshot());
-    await this.storage.createSnapshot(index, this.confState, data);
+    this.snapshotting = this.writeSnapshot(index, this.confState, data).then(
+      () => {
+        this.snapshotting = null;
+      },
+      (err: unknown) => {
+        this.snapshotting = null;
+        // A leader's newer snapshot was installed meanwhile: this one is not needed.
+        if (err instanceof SnapshotOutOfDateError) return;
+        this.die(err);
+      },
+    );
+  }
+
+  private async writeSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
+    await this.storage.createSnapshot(index, confState, data);
     await this.storage.releaseTo(index);
-    this.snapshotIndex = index;
+    if (index > this.snapshotIndex) this.snapshotIndex = index;
   }
 }
