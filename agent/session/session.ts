@@ -51,11 +51,14 @@ export class AgentSession {
   private abort: (() => void) | undefined;
   private sessionId = '';
   private readonly callTimeoutMs: number;
+  /** The period the managers last asked for: it grows with the cluster (see FailoverOptions.spreadMs). */
+  private heartbeatPeriodMs = 0;
 
   constructor(private readonly options: AgentSessionOptions) {
     if (options.managers.length === 0) throw new Error('an agent session needs at least one manager address');
     this.failover = new FailoverLoop({
       ...options,
+      spreadMs: () => this.heartbeatPeriodMs / 2,
       onEnded: (manager, err) => this.log('session with manager ended', { manager, error: err instanceof Error ? err.message : String(err) }),
     });
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
@@ -120,7 +123,8 @@ export class AgentSession {
             if (over) return;
             if (err || !response) return fail(err ?? new Error('empty heartbeat response'));
             // Beat again at the period the manager asked for; it allows some grace beyond it.
-            heartbeatTimer = setTimeout(beat, response.periodMs > 0 ? response.periodMs : 1000);
+            this.heartbeatPeriodMs = response.periodMs > 0 ? response.periodMs : 1000;
+            heartbeatTimer = setTimeout(beat, this.heartbeatPeriodMs);
           });
         };
         const consume = async (stream: grpc.ClientReadableStream<AssignmentsMessage>) => {

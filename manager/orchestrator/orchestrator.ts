@@ -104,6 +104,7 @@ export class Orchestrator {
     for (const w of this.wakeups.values()) w.cancel();
     this.wakeups.clear();
     this.dirty.clear();
+    this.filling.clear();
     this.everything = false;
     await this.loop;
     this.notifyIdle();
@@ -241,23 +242,34 @@ export class Orchestrator {
    */
   private async fillSlots(service: Service, slots: number[]): Promise<void> {
     const inFlight: Promise<void>[] = [];
+    let filled = 0;
     try {
-      for (let i = 0; i < slots.length && this.running; i += this.maxWrites) {
+      for (; filled < slots.length && this.running; filled += this.maxWrites) {
         await new Promise((r) => setImmediate(r));
         if (this.store.get('services', service.id)?.meta?.version !== service.meta?.version) break;
         const ctx = new ReconcileContext(new Tx(this.store), this.clock.now(), { newId: this.newId, allocatorRuns: this.allocatorRuns, maxWrites: this.maxWrites });
-        for (const slot of slots.slice(i, i + this.maxWrites)) ctx.createTask(service, { slot });
+        for (const slot of slots.slice(filled, filled + this.maxWrites)) this.filling.add(ctx.createTask(service, { slot })!.id);
         const commit = this.store.commitActions(ctx.tx.actions);
         commit.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         inFlight.push(commit);
         if (inFlight.length >= this.transactionsPerPass) await inFlight.shift();
       }
-    } finally {
-      // Whatever was left (or failed) is decided again by the pass the new tasks trigger.
-      this.dirty.add(service.id);
       await Promise.all(inFlight);
+    } catch (e) {
+      this.filling.clear();
+      throw e;
+    } finally {
+      // What was not filled (the service changed, leadership went) is decided by a new pass.
+      if (filled < slots.length) this.dirty.add(service.id);
     }
   }
+
+  /**
+   * Tasks fillSlots created and whose creation has not been seen applied yet. Their creation is
+   * no news to this orchestrator: a pass over a service of 100,000 replicas after each batch
+   * would cost a read of the whole service each time, to decide nothing.
+   */
+  private readonly filling = new Set<string>();
 
   /** Consecutive passes per service that wrote nothing but conflicts. */
   private readonly conflicts = new Map<string, number>();
@@ -308,6 +320,7 @@ export class Orchestrator {
         const t = ev.object as Task;
         if (ev.kind === 'remove' || t.desiredState !== 'READY') this.supervisor.forgetTask(t.id);
         if (ev.kind === 'remove') this.updater.progress.forgetTask(t.id);
+        if (ev.kind === 'create' && this.filling.delete(t.id)) break;
         if (t.serviceId && this.taskChangeMatters(ev.kind, t, ev.old as Task | undefined)) this.dirty.add(t.serviceId);
         break;
       }
