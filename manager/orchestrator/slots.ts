@@ -27,7 +27,9 @@ export function groupBy<K>(tasks: readonly Task[], key: (t: Task) => K): Map<K, 
  * drained node's task running until its replacement runs (./update/drain.ts).
  */
 export function tendReplicatedSlot(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor, tasks: Task[]): void {
-  for (const t of tasks.filter(isLive).sort(byAge)) {
+  // Most slots of a big service hold one task: no copy, no sort (a pass visits every slot).
+  for (const t of tasks.length === 1 ? tasks : tasks.filter(isLive).sort(byAge)) {
+    if (!isLive(t)) continue;
     if (hasEnded(t)) supervisor.restart(ctx, service, t, 'stopped');
     else if (t.nodeId && nodeInvalid(ctx.node(t.nodeId))) {
       if (nodeLost(ctx.node(t.nodeId))) supervisor.restart(ctx, service, t, 'node-down');
@@ -45,6 +47,7 @@ export function tendReplicatedSlot(ctx: ReconcileContext, service: Service, supe
  * it stays only until its replacement runs (start-first drain).
  */
 export function keepOneLive(ctx: ReconcileContext, service: Service, slotTasks: Task[]): void {
+  if (slotTasks.length <= 1) return;
   const live = slotTasks.filter((t) => isLive(t) && !(t.nodeId && nodeInvalid(ctx.node(t.nodeId))));
   if (live.length <= 1 || updateRunning(service)) return;
   const rank = (t: Task) => [t.desiredState === 'RUNNING' ? 1 : 0, runsHealthy(t) ? 1 : 0];

@@ -32,7 +32,14 @@ export function reapService(ctx: ReconcileContext, serviceId: string, service: S
   const limit = ctx.historyLimit();
   const protectedTask = (t: Task) => isJob(service) && t.jobIteration === service.jobIteration && observedState(t) === 'COMPLETE';
 
-  for (const slot of groupBy(tasks, slotKey).values()) {
+  // Replicated slots by number (no key string per task); global ones by node.
+  for (const slot of groupBy<number | string>(tasks, (t) => (t.slot > 0 ? t.slot : slotKey(t))).values()) {
+    if (slot.length === 1) {
+      // The common case, cheaply: a lone task goes only when its slot was scaled away.
+      const t = slot[0]!;
+      if (t.desiredState === 'REMOVE' && !isLive(t) && finished(ctx, t)) ctx.remove(t);
+      continue;
+    }
     const ordered = [...slot].sort(byAge);
     const last = ordered.at(-1)!;
     const slotRemoved = last.desiredState === 'REMOVE' && !ordered.some(isLive);
