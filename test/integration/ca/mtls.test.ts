@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import { TLSSocket } from 'node:tls';
 import { RootCA, newNodeKeyAndCsr, identityOf } from '../../../manager/ca/ca.js';
 import { HealthService, HealthClient, type HealthHandlers, type HealthCheckResponse } from '../../../proto/gen/health.js';
 import { DispatcherClient, DispatcherService, type DispatcherHandlers, type HeartbeatResponse } from '../../../proto/gen/dispatcher.js';
@@ -89,13 +90,22 @@ test('a handler behind the authz interceptor learns its caller from the intercep
     'grpc.ssl_target_name_override': 'shoal-manager',
   });
   t.after(() => client.close());
+  // Count how often the server asks TLS for the peer certificate (costly: built afresh each time).
+  const original = TLSSocket.prototype.getPeerCertificate;
+  let asked = 0;
+  TLSSocket.prototype.getPeerCertificate = function (this: TLSSocket, ...args: Parameters<typeof original>) {
+    asked++;
+    return original.apply(this, args);
+  } as typeof original;
+  t.after(() => (TLSSocket.prototype.getPeerCertificate = original));
+  const beat = (md: grpc.Metadata) =>
+    new Promise<void>((resolve, reject) => client.heartbeat({ sessionId: 's' }, md, { deadline: Date.now() + 5000 }, (err) => (err ? reject(err) : resolve())));
+  await beat(new grpc.Metadata());
+  const afterFirst = asked;
   // A caller naming itself in metadata changes nothing: only the certificate counts.
   const spoof = new grpc.Metadata();
   spoof.set('node-id', 'manager1');
-  for (const md of [new grpc.Metadata(), spoof]) {
-    await new Promise<void>((resolve, reject) =>
-      client.heartbeat({ sessionId: 's' }, md, { deadline: Date.now() + 5000 }, (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  assert.deepEqual(seen, ['worker7', 'worker7']);
+  for (const md of [spoof, new grpc.Metadata(), new grpc.Metadata()]) await beat(md);
+  assert.deepEqual(seen, ['worker7', 'worker7', 'worker7', 'worker7']);
+  assert.equal(asked, afterFirst, 'later calls on the same connection reuse what the first one learnt');
 });
