@@ -175,6 +175,7 @@ export async function runSchedulerEndToEnd(o: EndToEndOptions, emit: (record: Re
           session_error_reasons: f.sessionErrorReasons,
           leader_rss_mb: mb(r.rssBytes),
           leader_event_loop_delay_max_ms: r.eventLoopDelayMaxMs,
+          leader_raft_queued_max_kb: Math.round(r.raftQueuedBytesMax / 1024),
         });
       }
     }

@@ -80,6 +80,17 @@ function onChange(ev: StoreEvent): void {
   }
 }
 
+// The most bytes the leader's Raft transport held queued for one peer, sampled every 200 ms:
+// messages waiting behind a backlog include the heartbeats that keep followers from campaigning.
+let raftQueuedBytesMax = 0;
+setInterval(() => {
+  const m = manager as unknown as { transport?: { peerStats(id: number): { queuedBytes: number } | undefined } } | undefined;
+  if (!manager?.isLeader || !m?.transport) return;
+  for (const id of manager.raft.voters()) {
+    raftQueuedBytesMax = Math.max(raftQueuedBytesMax, m.transport.peerStats(id)?.queuedBytes ?? 0);
+  }
+}, 200).unref();
+
 function report() {
   const m = manager;
   return {
@@ -93,6 +104,7 @@ function report() {
     heapUsedBytes: process.memoryUsage().heapUsed,
     cpu: process.cpuUsage(),
     eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
+    raftQueuedBytesMax,
     readyNodes: m ? m.store.all('nodes').filter((n) => n.status?.state === 'READY').length : 0,
     progress,
   };
