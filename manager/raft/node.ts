@@ -21,7 +21,6 @@ import {
   decodeConfChange,
   ProposalDroppedError,
   SeededRandom,
-  SnapshotOutOfDateError,
   StateType,
   type ConfChangeV2,
   type Ready,
@@ -174,8 +173,6 @@ export class RaftNode extends EventEmitter {
   private snapshotIndex = 0;
   /** Set by a membership change: the next snapshot must name the new member table. */
   private snapshotStale = false;
-  /** The local snapshot being written in the background, if any: one at a time. */
-  private snapshotting: Promise<void> | null = null;
   private lead: NodeId = NONE;
   private term = 0;
 
@@ -216,9 +213,6 @@ export class RaftNode extends EventEmitter {
         // scale-up of thousands of tasks) applied in one Ready would hold up this node's answers
         // to the leader and its heartbeats for a large part of an election timeout.
         maxCommittedSizePerReady: this.opts.maxCommittedSizePerReady ?? 512 * 1024,
-        // Followers learn the commit index from the next append or heartbeat (every tick): a
-        // lone client's proposals then cost one message and one answer per follower, not two.
-        lazyCommitBroadcast: true,
         random: new SeededRandom(this.opts.seed ?? randomBytes(4).readUInt32BE(0)),
       },
       this.storage,
@@ -420,8 +414,6 @@ export class RaftNode extends EventEmitter {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
     while (this.busy) await new Promise((r) => setTimeout(r, 2));
-    // A snapshot being written finishes first (it settles, never rejects: see maybeSnapshot).
-    await this.snapshotting;
     this.failAll(new StoppedError());
     await this.storage.close();
   }
@@ -449,17 +441,14 @@ export class RaftNode extends EventEmitter {
   }
 
   private drainOrDie(): void {
-    this.drain().catch((err: unknown) => this.die(err));
-  }
-
-  /** An error the loop cannot recover from (a failed fsync): stop, and tell the owner. */
-  private die(err: unknown): void {
-    const e = err instanceof Error ? err : new Error(String(err));
-    this.failAll(e);
-    this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
-    if (this.opts.onFatal) this.opts.onFatal(e);
-    else this.emit('error', e);
+    this.drain().catch((err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.failAll(e);
+      this.stopped = true;
+      if (this.ticker) clearInterval(this.ticker);
+      if (this.opts.onFatal) this.opts.onFatal(e);
+      else this.emit('error', e);
+    });
   }
 
   private async drain(): Promise<void> {
@@ -510,7 +499,7 @@ export class RaftNode extends EventEmitter {
     }
     this.serveReads();
     this.rawNode.advance();
-    this.maybeSnapshot();
+    await this.maybeSnapshot();
     return write || rd.snapshot !== undefined;
   }
 
@@ -587,38 +576,15 @@ export class RaftNode extends EventEmitter {
     }
   }
 
-  /**
-   * Snapshots the state machine once enough entries were applied. Only the state machine's
-   * snapshot() runs on the loop; the file is checksummed, written, fsynced and recorded in the
-   * background while the loop goes on (storage lets appends proceed meanwhile). Waiting for it
-   * held every proposal up for the whole write, on every member at about the same index: the
-   * worst latencies under load came from there. Until it is recorded, the previous snapshot is
-   * the one sent to followers that fell behind, and the log keeps its entries.
-   */
-  private maybeSnapshot(): void {
-    if (this.snapshotting) return;
+  private async maybeSnapshot(): Promise<void> {
     const interval = this.opts.snapshotInterval ?? 10_000;
     if (this.appliedIndex - this.snapshotIndex < interval && !this.snapshotStale) return;
     if (this.appliedIndex <= this.snapshotIndex) return;
     this.snapshotStale = false;
     const index = this.appliedIndex;
     const data = encodeSnapshotData({ members: this.members, removed: this.removed }, this.sm.snapshot());
-    this.snapshotting = this.writeSnapshot(index, this.confState, data).then(
-      () => {
-        this.snapshotting = null;
-      },
-      (err: unknown) => {
-        this.snapshotting = null;
-        // A leader's newer snapshot was installed meanwhile: this one is not needed.
-        if (err instanceof SnapshotOutOfDateError) return;
-        this.die(err);
-      },
-    );
-  }
-
-  private async writeSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
-    await this.storage.createSnapshot(index, confState, data);
+    await this.storage.createSnapshot(index, this.confState, data);
     await this.storage.releaseTo(index);
-    if (index > this.snapshotIndex) this.snapshotIndex = index;
+    this.snapshotIndex = index;
   }
 }
