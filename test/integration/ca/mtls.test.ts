@@ -4,15 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { TLSSocket } from 'node:tls';
-import { RootCA, newNodeKeyAndCsr, identityOf } from '../../../manager/ca/ca.js';
+import { RootCA, identityOf } from '../../../manager/ca/ca.js';
 import { HealthService, HealthClient, type HealthHandlers, type HealthCheckResponse } from '../../../proto/gen/health.js';
 import { DispatcherClient, DispatcherService, type DispatcherHandlers, type HeartbeatResponse } from '../../../proto/gen/dispatcher.js';
 import { authzInterceptor, callerIdentity } from '../../../manager/ca/authz.js';
+import { bindMutualTls, nodeCreds } from '../../support/tls.js';
 
-function nodeCreds(ca: RootCA, nodeId: string, role: 'manager' | 'worker') {
-  const { keyPem, csrPem } = newNodeKeyAndCsr(nodeId);
-  return { keyPem, certPem: ca.issue(csrPem, { nodeId, role }) };
-}
 
 test('mutual TLS: own CA accepted, foreign CA and no certificate refused', async (t) => {
   const ca = RootCA.create();
@@ -27,14 +24,7 @@ test('mutual TLS: own CA accepted, foreign CA and no certificate refused', async
     watch: (call) => call.end(),
   };
   server.addService(HealthService, handlers);
-  const m = nodeCreds(ca, 'manager1', 'manager');
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      '127.0.0.1:0',
-      grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(m.certPem) }], true),
-      (err, p) => (err ? reject(err) : resolve(p)),
-    ),
-  );
+  const port = await bindMutualTls(server, ca);
   t.after(() => server.forceShutdown());
 
   const call = (creds: grpc.ChannelCredentials) =>
@@ -76,14 +66,7 @@ test('a handler behind the authz interceptor learns its caller from the intercep
     },
   } as unknown as DispatcherHandlers;
   server.addService(DispatcherService, handlers);
-  const m = nodeCreds(ca, 'manager1', 'manager');
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      '127.0.0.1:0',
-      grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(m.certPem) }], true),
-      (err, p) => (err ? reject(err) : resolve(p)),
-    ),
-  );
+  const port = await bindMutualTls(server, ca);
   t.after(() => server.forceShutdown());
   const w = nodeCreds(ca, 'worker7', 'worker');
   const client = new DispatcherClient(`127.0.0.1:${port}`, grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(w.keyPem), Buffer.from(w.certPem)), {

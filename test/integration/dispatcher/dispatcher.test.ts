@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { RootCA, newNodeKeyAndCsr } from '../../../manager/ca/ca.js';
+import { RootCA } from '../../../manager/ca/ca.js';
 import { authzInterceptor } from '../../../manager/ca/authz.js';
 import { Dispatcher } from '../../../manager/dispatcher/dispatcher.js';
 import { LocalProposer, MemoryStore } from '../../../manager/store/memory.js';
@@ -12,14 +12,11 @@ import { blank } from '../../../manager/store/blank.js';
 import { AgentSession } from '../../../agent/session/session.js';
 import { DispatcherClient, DispatcherService, type AssignmentsMessage, type TaskStatusUpdate } from '../../../proto/gen/dispatcher.js';
 import { Node, NodeStatus, Task, TaskStatus, type NodeDescription } from '../../../proto/gen/objects.js';
+import { bindMutualTls, nodeCreds } from '../../support/tls.js';
 
 const PERIOD_MS = 200;
 const CLIENT_OPTIONS = { 'grpc.ssl_target_name_override': 'shoal-manager' };
 
-function nodeCreds(ca: RootCA, nodeId: string, role: 'manager' | 'worker') {
-  const { keyPem, csrPem } = newNodeKeyAndCsr(nodeId);
-  return { keyPem, certPem: ca.issue(csrPem, { nodeId, role }) };
-}
 
 function clientCreds(ca: RootCA, c: { keyPem: string; certPem: string }): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
@@ -78,14 +75,7 @@ async function setup(t: test.TestContext, isLeader: () => boolean = () => true) 
     interceptors: [authzInterceptor({ caCertPem: () => ca.certPem, nodeAllowed: (identity) => store.get('nodes', identity.nodeId) !== undefined }), countHeartbeats],
   });
   server.addService(DispatcherService, dispatcher.handlers());
-  const m = nodeCreds(ca, 'manager1', 'manager');
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      '127.0.0.1:0',
-      grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(m.certPem) }], true),
-      (err, p) => (err ? reject(err) : resolve(p)),
-    ),
-  );
+  const port = await bindMutualTls(server, ca);
   t.after(() => {
     dispatcher.stop();
     server.forceShutdown();
