@@ -102,11 +102,29 @@ export async function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
     if (message.data < 0) {
       throw new Error(`creating container ${o.id} failed: ${cleanRuncMessage(message.message ?? 'unknown error')}`);
     }
-    const conmonPid = Number((await readFile(o.conmonPidFile, 'utf8')).trim());
-    return { containerPid: message.data, conmonPid };
+    return { containerPid: message.data, conmonPid: await readConmonPid(o.conmonPidFile) };
   } finally {
     sync.destroy();
     await rm(fifo, { force: true });
+  }
+}
+
+/**
+ * conmon's pid from its pidfile. conmon's daemonized child writes the file on its own schedule:
+ * on a loaded machine the sync pipe's message (sent once runc created the container) can come
+ * first, so a missing file is waited for, briefly, rather than failing the task.
+ */
+async function readConmonPid(file: string, timeoutMs = 5000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const text = (await readFile(file, 'utf8')).trim();
+      if (text) return Number(text);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`conmon wrote no pid file ${file} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
