@@ -76,6 +76,14 @@ export class Manager {
   readonly store = new MemoryStore();
   raft!: RaftNode;
   private transport!: RaftTransport;
+
+  /** Bytes the Raft transport holds queued for the other managers, most first (benches, diagnostics). */
+  raftQueuedBytes(): number[] {
+    return this.raft
+      .voters()
+      .map((id) => this.transport.peerStats(id)?.queuedBytes ?? 0)
+      .sort((a, b) => b - a);
+  }
   private server!: grpc.Server;
   private readonly certs: MutableCertificates;
   private readonly log: Logger;

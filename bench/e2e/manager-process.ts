@@ -84,11 +84,7 @@ function onChange(ev: StoreEvent): void {
 // messages waiting behind a backlog include the heartbeats that keep followers from campaigning.
 let raftQueuedBytesMax = 0;
 setInterval(() => {
-  const m = manager as unknown as { transport?: { peerStats(id: number): { queuedBytes: number } | undefined } } | undefined;
-  if (!manager?.isLeader || !m?.transport) return;
-  for (const id of manager.raft.voters()) {
-    raftQueuedBytesMax = Math.max(raftQueuedBytesMax, m.transport.peerStats(id)?.queuedBytes ?? 0);
-  }
+  if (manager?.isLeader) raftQueuedBytesMax = Math.max(raftQueuedBytesMax, manager.raftQueuedBytes()[0] ?? 0);
 }, 200).unref();
 
 function report() {

@@ -151,8 +151,8 @@ function tlsSocketOf(call: unknown): TLSSocket | undefined {
 /**
  * Each connection's auth context, asked for once: TLS builds the peer certificate afresh on each
  * request for it (its fields, its raw bytes, its fingerprints), which cost the leader of a
- * 5,000-node cluster more CPU than anything else it did per heartbeat. A TLS 1.3 connection keeps
- * its peer certificate for life (no renegotiation).
+ * 5,000-node cluster more CPU than anything else it did per heartbeat. Only what TLS says is
+ * kept: the checks on it (signature, validity, node removed, role) still run on every call.
  */
 const authContexts = new WeakMap<TLSSocket, AuthContext>();
 

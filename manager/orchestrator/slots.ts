@@ -28,7 +28,7 @@ export function groupBy<K>(tasks: readonly Task[], key: (t: Task) => K): Map<K, 
  */
 export function tendReplicatedSlot(ctx: ReconcileContext, service: Service, supervisor: RestartSupervisor, tasks: Task[]): void {
   // Most slots of a big service hold one task: no copy, no sort (a pass visits every slot).
-  for (const t of tasks.length === 1 ? tasks : tasks.filter(isLive).sort(byAge)) {
+  for (const t of tasks.length === 1 ? tasks : [...tasks].sort(byAge)) {
     if (!isLive(t)) continue;
     if (hasEnded(t)) supervisor.restart(ctx, service, t, 'stopped');
     else if (t.nodeId && nodeInvalid(ctx.node(t.nodeId))) {
